@@ -1,0 +1,168 @@
+"""`srelab doctor`: is this machine ready for the labs? One line per check, OK or WARN + fix.
+
+>>> from labsupport import doctor
+>>> lines = doctor.run_checks()
+>>> {line.status for line in lines} <= {"OK", "WARN", "INFO"}
+True
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+
+from labsupport import device
+
+
+@dataclass
+class Line:
+    status: str  # OK | WARN | INFO
+    what: str
+    detail: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.status:<4}  {self.what:<14} {self.detail}"
+        return text + (f"\n      fix: {self.fix}" if self.fix and self.status == "WARN" else "")
+
+
+def _gpu() -> list[Line]:
+    env = device.environment()
+    if not device.cuda_available():
+        return [
+            Line(
+                "INFO",
+                "GPU",
+                "none found: GPU labs run their labelled stand-ins",
+                "on a GPU box, install the NVIDIA driver and a CUDA build of torch",
+            )
+        ]
+    lines = [Line("OK", "GPU", env["device"])]
+    lines.append(Line("OK", "driver", f"{env['driver']} (supports CUDA {env['driver_cuda']})"))
+    return lines
+
+
+def _torch() -> list[Line]:
+    try:
+        import torch
+    except ImportError:
+        return [Line("WARN", "torch", "not installed", "pip install torch")]
+    build = torch.version.cuda
+    lines = [
+        Line("OK", "torch", f"{torch.__version__} ({'CUDA ' + build if build else 'CPU build'})")
+    ]
+    if not device.cuda_available():
+        return lines
+    info = device.nvml_info()
+    if build and info.get("driver_cuda"):
+        need = tuple(int(x) for x in build.split(".")[:2])
+        have = tuple(int(x) for x in info["driver_cuda"].split(".")[:2])
+        if have[0] < need[0]:
+            lines.append(
+                Line(
+                    "WARN",
+                    "CUDA compat",
+                    f"torch built for CUDA {build}, driver supports {info['driver_cuda']}",
+                    "upgrade the driver or install a torch wheel for your CUDA major",
+                )
+            )
+        else:
+            lines.append(
+                Line(
+                    "OK",
+                    "CUDA compat",
+                    f"torch CUDA {build} on a driver for CUDA {info['driver_cuda']}",
+                )
+            )
+    major, minor = torch.cuda.get_device_capability(0)
+    arch = f"sm_{major}{minor}"
+    arch_list = torch.cuda.get_arch_list()
+    compatible = arch in arch_list or any(
+        a.startswith("compute_") and int(a[8:]) <= major * 10 + minor for a in arch_list
+    )
+    if compatible:
+        lines.append(Line("OK", "arch", f"{arch} is in torch's arch list"))
+    else:
+        lines.append(
+            Line(
+                "WARN",
+                "arch",
+                f"{arch} not in {' '.join(arch_list)}",
+                "install a torch build that includes your GPU's architecture",
+            )
+        )
+    return lines
+
+
+def _nvml() -> Line:
+    try:
+        import pynvml
+    except ImportError:
+        return Line("WARN", "NVML", "nvidia-ml-py not installed", "pip install nvidia-ml-py")
+    try:
+        pynvml.nvmlInit()
+        pynvml.nvmlShutdown()
+        return Line("OK", "NVML", "initialised")
+    except Exception as exc:
+        status = "WARN" if device.cuda_available() else "INFO"
+        return Line(
+            status,
+            "NVML",
+            f"unavailable ({exc.__class__.__name__})",
+            "NVML ships with the NVIDIA driver; without a GPU labs use recorded traces",
+        )
+
+
+def _shm() -> Line:
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return Line("WARN", "/dev/shm", "missing", "mount a tmpfs on /dev/shm")
+    size_mib = st.f_frsize * st.f_blocks / 2**20
+    if size_mib < 1024:
+        return Line(
+            "WARN",
+            "/dev/shm",
+            f"{size_mib:.0f} MiB (DataLoader workers need more)",
+            "docker run --shm-size=8g (or --ipc=host); in k8s an emptyDir medium: Memory",
+        )
+    return Line("OK", "/dev/shm", f"{size_mib:.0f} MiB")
+
+
+def _ptrace() -> Line:
+    if not shutil.which("py-spy"):
+        return Line("WARN", "py-spy", "not found", "pip install py-spy")
+    try:
+        scope = int(open("/proc/sys/kernel/yama/ptrace_scope").read().strip())
+    except (OSError, ValueError):
+        scope = 0
+    if os.geteuid() == 0 or scope == 0:
+        return Line(
+            "OK",
+            "ptrace",
+            f"py-spy can attach (ptrace_scope={scope}, "
+            f"{'root' if os.geteuid() == 0 else 'same user'})",
+        )
+    return Line(
+        "WARN",
+        "ptrace",
+        f"ptrace_scope={scope}: py-spy dump of another process fails",
+        "sudo sysctl kernel.yama.ptrace_scope=0, or in Docker --cap-add SYS_PTRACE",
+    )
+
+
+def _redis() -> Line:
+    path = shutil.which("redis-server")
+    if path:
+        return Line("OK", "redis-server", path)
+    return Line(
+        "WARN",
+        "redis-server",
+        "not found (lab 291 needs it)",
+        "apt-get install redis-server (or brew install redis)",
+    )
+
+
+def run_checks() -> list[Line]:
+    return [*_gpu(), *_torch(), _nvml(), _shm(), _ptrace(), _redis()]

@@ -1,0 +1,96 @@
+"""`check("NNN")` inside a notebook: grade the live kernel's definitions with the real checks.
+
+    >>> from labsupport import check
+    >>> check("290")          # doctest: +SKIP
+    check                          result  time    hint
+    diagnosis_matches_pauses       PASS    8.1 s
+    ...
+    All 4 visible checks passed.
+
+It takes, from the kernel's execution history, the latest cell that defines each graded name
+(the exercise cells hold their own imports), writes them to a temporary notebook and runs the
+same pytest checks as `srelab check` in a fresh process: same verdicts, and the kernel survives
+whatever the checks run.
+"""
+
+from __future__ import annotations
+
+from labsupport import labs
+from labsupport.grading import report, runner
+from labsupport.grading.target import defined_names, exercise_names
+
+
+class CheckResult(dict):
+    """The report dict, printed as a table in notebooks."""
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.get("passed"))
+
+    def table(self) -> str:
+        return report.render_table(self["checks"]) + "\n" + report.verdict_line(self["checks"])
+
+    def __repr__(self) -> str:
+        counts = report.summary(self["checks"])
+        return f"<check {self['lab']}: {counts['passed']} passed, {counts['failed']} failed>"
+
+
+def history_cells(history: list[str], names: list[str]) -> list[str]:
+    """The latest executed cell defining each name, in execution order, without duplicates."""
+    chosen: dict[int, str] = {}
+    for name in names:
+        for index in range(len(history) - 1, -1, -1):
+            if name in defined_names(history[index]):
+                chosen[index] = history[index]
+                break
+    return [chosen[i] for i in sorted(chosen)]
+
+
+def _write_notebook(cells: list[str], path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    for i, source in enumerate(cells):
+        cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["exercise"]})
+        cell["id"] = f"live-{i}"
+        nb.cells.append(cell)
+    nbformat.write(nb, str(path))
+
+
+def check(
+    lab_key, *, timeout_s: float = runner.DEFAULT_TIMEOUT_S, history=None, quiet: bool = False
+) -> CheckResult:
+    """Grade lab `lab_key` from this kernel's definitions and print the table."""
+    lab = labs.get(lab_key)
+    if history is None:
+        try:
+            ip = get_ipython()  # type: ignore[name-defined]  # noqa: F821
+        except NameError:
+            raise RuntimeError(
+                "check() grades the definitions of a running notebook; "
+                f"from a shell, run `srelab check {lab.number} --notebook PATH`"
+            ) from None
+        history = list(ip.user_ns.get("In", []))
+    names = exercise_names(lab)
+    cells = history_cells(history, names)
+    missing = [n for n in names if not any(n in defined_names(c) for c in cells)]
+    from labsupport import isolate
+
+    with isolate.temp_dir() as tmp:
+        path = tmp / f"live_{lab.number}.ipynb"
+        _write_notebook(cells or ["# no exercise cells were run yet"], path)
+        if not quiet:
+            print(
+                f"Grading lab {lab.slug} ({len(names)} exercise(s)); this runs the workloads "
+                "again, in fresh processes ..."
+            )
+            if missing:
+                print(
+                    f"Not defined in this kernel yet: {', '.join(missing)} "
+                    "(run the exercise cells first)"
+                )
+        result = CheckResult(runner.grade(lab.number, path, timeout_s=timeout_s))
+    result["target"] = "live kernel"
+    if not quiet:
+        print(result.table())
+    return result

@@ -1,0 +1,136 @@
+"""Generate the learner notebooks in labs/ from the single source in solutions/.
+
+    >>> from labsupport.grading import release
+    >>> print(release.strip_solutions('''def f(x):
+    ...     \"\"\"Double x.\"\"\"
+    ...     # BEGIN SOLUTION
+    ...     return 2 * x
+    ...     # END SOLUTION
+    ... '''))
+    def f(x):
+        \"\"\"Double x.\"\"\"
+        raise NotImplementedError("Exercise f: write your code here (see the docstring)")
+    <BLANKLINE>
+
+Solution regions sit inside function bodies, so the learner copy still loads and each stub
+fails with a pointer to its exercise. Outputs are cleared and cell ids are stable, so
+`srelab release --check` can tell a stale labs/ from a fresh one byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from labsupport import labs
+
+BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION\s*$")
+END = re.compile(r"^\s*# END SOLUTION\s*$")
+_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)\s*\(")
+
+
+class ReleaseError(Exception):
+    """A solution file that cannot be turned into a learner notebook."""
+
+
+def _enclosing_function(lines: list[str], index: int, indent: int) -> str:
+    for line in reversed(lines[:index]):
+        m = _DEF.match(line)
+        if m and len(m.group(1)) < indent:
+            return m.group(2)
+    return ""
+
+
+def strip_solutions(source: str, where: str = "cell") -> str:
+    """Replace every `# BEGIN SOLUTION` ... `# END SOLUTION` region with a failing stub."""
+    lines = source.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        m = BEGIN.match(lines[i])
+        if not m:
+            if END.match(lines[i]):
+                raise ReleaseError(f"{where}: '# END SOLUTION' without a BEGIN")
+            out.append(lines[i])
+            i += 1
+            continue
+        indent = m.group(1)
+        name = _enclosing_function(lines, i, len(indent))
+        if not indent or not name:
+            raise ReleaseError(f"{where}: a solution region must sit inside a function body")
+        j = i + 1
+        while j < len(lines) and not END.match(lines[j]):
+            if BEGIN.match(lines[j]):
+                raise ReleaseError(f"{where}: nested '# BEGIN SOLUTION'")
+            j += 1
+        if j == len(lines):
+            raise ReleaseError(f"{where}: '# BEGIN SOLUTION' without an END")
+        out.append(
+            f'{indent}raise NotImplementedError("Exercise {name}: write your code here '
+            f'(see the docstring)")'
+        )
+        i = j + 1
+    text = "\n".join(out)
+    try:
+        compile(text, where, "exec")
+    except SyntaxError as exc:
+        raise ReleaseError(f"{where}: the learner copy does not compile: {exc}") from None
+    return text
+
+
+def learner_notebook(solution: Path):
+    """The learner notebook (nbformat node) for one solution file."""
+    import jupytext
+    import nbformat
+
+    nb = jupytext.read(str(solution), fmt="py:percent")
+    stem = solution.stem
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"{stem.split('_')[0]}-{i:03d}"
+        if cell.cell_type == "code":
+            cell.source = strip_solutions(cell.source, f"{solution.name} cell {i + 1}")
+            cell.outputs = []
+            cell.execution_count = None
+    nb.metadata.pop("jupytext", None)
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    nbformat.validate(nb)
+    return nb
+
+
+def render(solution: Path) -> str:
+    import nbformat
+
+    return nbformat.writes(learner_notebook(solution)) + "\n"
+
+
+def release(check: bool = False, root: Path | None = None) -> list[Path]:
+    """Write labs/*.ipynb for every solution; with check, write nothing and return stale ones.
+
+    Stale also means a notebook in labs/ whose solution is gone.
+    """
+    root = root or labs.REPO_ROOT
+    sol_dir, lab_dir = root / "solutions", root / "labs"
+    lab_dir.mkdir(exist_ok=True)
+    stale: list[Path] = []
+    expected = set()
+    for solution in sorted(sol_dir.glob("[0-9][0-9][0-9]_*.py")):
+        target = lab_dir / f"{solution.stem}.ipynb"
+        expected.add(target.name)
+        text = render(solution)
+        if target.exists() and target.read_text() == text:
+            continue
+        stale.append(target)
+        if not check:
+            target.write_text(text)
+    for orphan in sorted(lab_dir.glob("*.ipynb")):
+        if orphan.name not in expected:
+            stale.append(orphan)
+            if not check:
+                orphan.unlink()
+    return stale

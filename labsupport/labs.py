@@ -1,0 +1,284 @@
+"""The lab registry: one place for every lab's number, title, needs and files.
+
+    >>> from labsupport import labs
+    >>> lab = labs.get("290")
+    >>> lab.slug, lab.gpu
+    ('290_p99_spikes', 'optional')
+    >>> lab.solution_path.name
+    '290_p99_spikes.py'
+
+It feeds `srelab list`, the README table and the tests. A lab is `done` when its solution,
+learner notebook and checks exist and its checks are proven to fail on the learner copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Lab:
+    number: int
+    symptom: str  # the slug after the number: named for the symptom, never the cause
+    title: str
+    domain: str
+    gpu: str  # "real" | "optional" | "none"
+    headline: str
+    minutes_cpu: int = 0  # notebook wall time, end to end, measured on the 2-core CPU machine
+    minutes_gpu: int = 0
+    services: tuple[str, ...] = ()
+    done: bool = False
+
+    @property
+    def slug(self) -> str:
+        return f"{self.number}_{self.symptom}"
+
+    @property
+    def solution_path(self) -> Path:
+        return REPO_ROOT / "solutions" / f"{self.slug}.py"
+
+    @property
+    def notebook_path(self) -> Path:
+        return REPO_ROOT / "labs" / f"{self.slug}.ipynb"
+
+    @property
+    def test_path(self) -> Path:
+        return REPO_ROOT / "tests" / "labs" / f"test_{self.slug}.py"
+
+
+LABS: tuple[Lab, ...] = (
+    Lab(
+        276,
+        "oom_despite_free_memory",
+        "OOM while monitoring shows free memory",
+        "memory",
+        "real",
+        "largest request that fits, default vs expandable_segments",
+        minutes_cpu=1,
+        minutes_gpu=1,
+        done=True,
+    ),
+    Lab(
+        277,
+        "gpu_memory_held_after_crash",
+        "Orphaned workers keep GPU memory after a crash",
+        "processes",
+        "real",
+        "GPU memory back to baseline after the parent is killed",
+    ),
+    Lab(
+        278,
+        "port_open_but_not_serving",
+        "The port answers but nothing is served",
+        "serving",
+        "optional",
+        "faults caught by the right probe; readiness flaps under load",
+    ),
+    Lab(
+        279,
+        "slower_every_day",
+        "Slower every day, a restart fixes it",
+        "serving",
+        "optional",
+        "idle KV usage and p99 drift over a soak",
+    ),
+    Lab(
+        280,
+        "gpu_running_hot",
+        "GPU temperature and clock alerts",
+        "telemetry",
+        "real",
+        "false alerts of a naive rule vs the learner's rules",
+    ),
+    Lab(
+        281,
+        "neighbor_model_starves_llm",
+        "A neighbour model starves the LLM",
+        "memory",
+        "real",
+        "decode p99 and survival with a co-located embedding job",
+    ),
+    Lab(
+        282,
+        "pod_pending_gpu_idle",
+        "Pod pending while a GPU looks idle",
+        "platform",
+        "none",
+        "pods scheduled after the manifest fix",
+    ),
+    Lab(
+        283,
+        "logs_fill_the_disk",
+        "Request logs fill the disk",
+        "operations",
+        "none",
+        "bytes on disk per request, full vs metadata logging",
+    ),
+    Lab(
+        284,
+        "dataloader_bus_error",
+        "DataLoader workers die with a bus error",
+        "data",
+        "none",
+        "shared memory needed vs available",
+    ),
+    Lab(
+        285,
+        "device_side_assert",
+        "device-side assert triggered",
+        "cuda",
+        "real",
+        "bad requests rejected while good ones keep serving",
+    ),
+    Lab(
+        286,
+        "client_gone_gpu_still_busy",
+        "Clients leave, the GPU keeps generating",
+        "serving",
+        "optional",
+        "decode steps wasted on disconnected clients",
+    ),
+    Lab(
+        287,
+        "primary_cluster_down",
+        "The primary cluster is down",
+        "serving",
+        "optional",
+        "success ratio and p95 under each fault",
+    ),
+    Lab(
+        288,
+        "killed_while_loading",
+        "Killed while loading the model",
+        "platform",
+        "optional",
+        "restarts before ready, liveness-only vs startupProbe",
+    ),
+    Lab(
+        289,
+        "wrong_results_after_upgrade",
+        "Wrong results after an upgrade",
+        "environment",
+        "real",
+        "compatibility problems caught before serving",
+    ),
+    Lab(
+        290,
+        "p99_spikes",
+        "p99 latency spikes, p50 is fine",
+        "runtime",
+        "optional",
+        "p99 time to first token, default GC vs freeze after warm-up",
+        minutes_cpu=2,
+        minutes_gpu=2,
+        done=True,
+    ),
+    Lab(
+        291,
+        "api_key_abuse",
+        "One API key slows everyone down",
+        "serving",
+        "optional",
+        "victims' p95 TTFT with and without token limits",
+        services=("redis",),
+    ),
+    Lab(
+        292,
+        "cpu_pegged_gpu_idle",
+        "CPU at 100%, GPU idle",
+        "runtime",
+        "optional",
+        "event-loop lag under a pathological prompt",
+    ),
+    Lab(
+        293,
+        "slow_cold_start",
+        "Cold start takes minutes",
+        "weights",
+        "optional",
+        "weights load time by loader",
+    ),
+    Lab(
+        294,
+        "memory_grows_with_traffic",
+        "GPU memory grows with traffic",
+        "compile",
+        "real",
+        "recompiles and reserved memory over varying lengths",
+    ),
+    Lab(
+        295,
+        "spot_reclaim",
+        "Spot instance reclaimed mid-stream",
+        "serving",
+        "optional",
+        "in-flight streams completed within the notice",
+    ),
+    Lab(
+        296,
+        "bandwidth_blind_spot",
+        "Memory bandwidth nobody sees",
+        "telemetry",
+        "real",
+        "NVML memory util vs achieved bandwidth",
+    ),
+    Lab(
+        297,
+        "collective_timeout",
+        "Collective operation timed out",
+        "distributed",
+        "optional",
+        "time to name the desynced rank",
+    ),
+    Lab(
+        298,
+        "threads_starve_the_gpu",
+        "Threads starve the GPU",
+        "runtime",
+        "optional",
+        "GPU idle fraction, threads vs processes",
+    ),
+    Lab(
+        299,
+        "errors_during_rollout",
+        "Errors during every rollout",
+        "platform",
+        "optional",
+        "failed or truncated requests over a rollout",
+    ),
+    Lab(
+        300,
+        "total_outage",
+        "Total outage game day",
+        "capstone",
+        "optional",
+        "time to mitigate with evidence preserved",
+    ),
+)
+
+_BY_NUMBER = {lab.number: lab for lab in LABS}
+
+
+class UnknownLab(KeyError):
+    """No lab has that number or slug."""
+
+
+def get(key: str | int) -> Lab:
+    """A lab by number (276, "276") or slug ("276_oom_despite_free_memory")."""
+    text = str(key).strip()
+    number = text.split("_", 1)[0]
+    if not number.isdigit() or int(number) not in _BY_NUMBER:
+        known = f"{LABS[0].number}-{LABS[-1].number}"
+        raise UnknownLab(f"no lab {key!r}: labs are numbered {known} (see `srelab list`)")
+    lab = _BY_NUMBER[int(number)]
+    if "_" in text and text != lab.slug:
+        raise UnknownLab(f"lab {number} is {lab.slug!r}, not {text!r}")
+    return lab
+
+
+def done() -> list[Lab]:
+    """Labs whose solution, notebook and checks exist."""
+    return [lab for lab in LABS if lab.done]
