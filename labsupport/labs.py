@@ -30,6 +30,7 @@ class Lab:
     minutes_cpu: int = 0  # notebook wall time, end to end, measured on the 2-core CPU machine
     minutes_gpu: int = 0
     services: tuple[str, ...] = ()
+    min_ratio: float = 1.0  # the headline's before/after ratio a run must reach (tests check it)
     done: bool = False
 
     @property

@@ -100,6 +100,8 @@ def defined_names(source: str) -> set[str]:
 
 def exercise_names(lab) -> list[str]:
     """The public names the lab's solution defines in its exercise cells (what is graded)."""
+    if not lab.solution_path.exists():
+        return []
     cells = read_cells(lab.solution_path)
     names: list[str] = []
     for cell in cells:
