@@ -20,4 +20,4 @@ def test_lab_table_matches_the_registry():
     for lab in labs.LABS:
         row = next((ln for ln in README.splitlines() if ln.startswith(f"| {lab.number} |")), "")
         assert row, f"lab {lab.number} missing from the README table"
-        assert ("ready" in row) == lab.done, f"README status of {lab.number} is stale"
+        assert ("✅ ready" in row) == lab.done, f"README status of {lab.number} is stale"
