@@ -4,7 +4,8 @@
     >>> from labsupport.serving.engine import Engine, SamplingParams
     >>> engine = Engine.build(device="cpu").start()
     >>> async def main():
-    ...     return [o.token_id async for o in engine.generate([72, 105], SamplingParams(max_tokens=3))]
+    ...     params = SamplingParams(max_tokens=3)
+    ...     return [out.token_id async for out in engine.generate([72, 105], params)]
     >>> len(asyncio.run(main()))
     3
     >>> engine.stop()
@@ -28,13 +29,14 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from labsupport.serving.kv_cache import PagedKVCache
 from labsupport.serving.model import ModelConfig, TinyLM, Tokenizer
 from labsupport.serving.requests import (
+    EngineCounters,
     EngineDeadError,
     Heartbeat,
     Request,
@@ -42,6 +44,8 @@ from labsupport.serving.requests import (
     SamplingParams,
     TokenOutput,
 )
+from labsupport.serving.runner import ModelRunner
+from labsupport.serving.scheduler import Scheduler
 
 log = logging.getLogger("srelab.engine")
 
@@ -62,18 +66,6 @@ class EngineConfig:
 class _NoFaults:
     def is_active(self, name: str) -> bool:
         return False
-
-
-@dataclass
-class _Counters:
-    steps: int = 0
-    prompt_tokens: int = 0
-    recomputed_tokens: int = 0
-    generation_tokens: int = 0
-    wasted_steps: int = 0
-    preemptions: int = 0
-    aborts: int = 0
-    finished: dict = field(default_factory=lambda: {"length": 0, "abort": 0, "error": 0})
 
 
 class Engine:
@@ -97,11 +89,15 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._requests: dict[str, Request] = {}
-        self._waiting: deque[Request] = deque()
-        self._running: list[Request] = []
+        self.counters = EngineCounters()
+        self.scheduler = Scheduler(
+            kv.allocator,
+            self.counters,
+            max_num_seqs=config.max_num_seqs,
+            max_prefill_tokens=config.max_prefill_tokens,
+        )
+        self.runner = ModelRunner(model, kv, seed=config.seed)
         self.history: deque[Request] = deque(maxlen=config.history)
-        self.counters = _Counters()
-        self._gen = torch.Generator(device=self.device).manual_seed(config.seed)
         self.last_step_s: float | None = None
         self.loop_count = 0
         self.last_loop_s: float | None = None
@@ -110,8 +106,8 @@ class Engine:
     @classmethod
     def build(
         cls,
-        model_config: ModelConfig = ModelConfig(),
-        config: EngineConfig = EngineConfig(),
+        model_config: ModelConfig | None = None,
+        config: EngineConfig | None = None,
         *,
         device: str = "cpu",
         seed: int = 0,
@@ -119,8 +115,9 @@ class Engine:
         **kwargs,
     ) -> Engine:
         """A model with seeded random weights and a KV cache on `device`."""
+        config = config or EngineConfig()
         if model is None:
-            model = TinyLM(model_config).init_weights(seed)
+            model = TinyLM(model_config or ModelConfig()).init_weights(seed)
         model = model.to(device).eval()
         kv = PagedKVCache(model.cfg, config.num_blocks, config.block_size, device=device)
         return cls(model, kv, Tokenizer(model.cfg.vocab_size), config, **kwargs)
@@ -195,8 +192,8 @@ class Engine:
             last_step_age_s=None if self.last_step_s is None else now - self.last_step_s,
             loop_count=self.loop_count,
             last_loop_age_s=None if self.last_loop_s is None else now - self.last_loop_s,
-            num_running=len(self._running),
-            num_waiting=len(self._waiting) + self._inbox.qsize(),
+            num_running=len(self.scheduler.running),
+            num_waiting=len(self.scheduler.waiting) + self._inbox.qsize(),
             alive=self.is_alive(),
         )
 
@@ -232,7 +229,7 @@ class Engine:
             pass
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        self.counters = _Counters()
+        self.counters.__init__()  # the scheduler shares this object
         self.history.clear()
         self.last_step_s = None
 
@@ -258,35 +255,18 @@ class Engine:
     def step(self) -> bool:
         """One engine iteration; returns False when there was nothing to do."""
         self._apply_commands()
-        if not self._running and not self._waiting:
+        if not self.scheduler.has_work:
             return False
         if self.faults.is_active("wedged_engine"):
             self._wedge()
             self._apply_commands()
         t0 = time.monotonic()
-        with torch.inference_mode():
-            decoding = self._reserve_decode_slots()
-            admitted = self._admit()
-            tokens: list[tuple[Request, int]] = []
-            for req in admitted:
-                ids = req.all_token_ids
-                slots = self.kv.allocator.slots(req.request_id, 0, len(ids))
-                logits = self.model.prefill(
-                    torch.tensor(ids, device=self.device),
-                    torch.tensor(slots, device=self.device),
-                    self.kv.k,
-                    self.kv.v,
-                )
-                tokens.append((req, self._sample(req, logits)))
-            if decoding:
-                logits = self._decode(decoding)
-                for req, row in zip(decoding, logits, strict=True):
-                    tokens.append((req, self._sample(req, row)))
-            token_ids = torch.stack([t for _, t in tokens]).tolist() if tokens else []
+        prefill, decode = self.scheduler.schedule()
+        token_ids = self.runner.run(prefill, decode)
         self.counters.steps += 1
         now = time.monotonic()
         self.last_step_s = now
-        for (req, _), token_id in zip(tokens, token_ids, strict=True):
+        for req, token_id in zip(prefill + decode, token_ids, strict=True):
             self._append(req, token_id, now)
         spare = self.config.min_step_s - (time.monotonic() - t0)
         if spare > 0:
@@ -302,7 +282,7 @@ class Engine:
             if kind == "add":
                 arg.arrival_s = time.monotonic()
                 self._requests[arg.request_id] = arg
-                self._waiting.append(arg)
+                self.scheduler.add(arg)
             elif kind == "gone":
                 if arg in self._requests:
                     self._requests[arg].client_gone = True
@@ -322,80 +302,6 @@ class Engine:
             else:
                 self._stop.wait(0.05)
 
-    def _reserve_decode_slots(self) -> list[Request]:
-        """Give each running request a slot for its next token, preempting when full."""
-        alloc = self.kv.allocator
-        pending = [r for r in self._running if r.output_ids]
-        scheduled: list[Request] = []
-        while pending:
-            req = pending.pop(0)
-            while not alloc.can_allocate(req.request_id, req.num_tokens):
-                victim = pending.pop() if pending else req
-                self._preempt(victim)
-                if victim is req:
-                    break
-            else:
-                alloc.allocate(req.request_id, req.num_tokens)
-                scheduled.append(req)
-        return scheduled
-
-    def _preempt(self, req: Request) -> None:
-        # vLLM's recompute preemption: drop the KV, prefill prompt + output again later
-        self.kv.allocator.free(req.request_id)
-        self._running.remove(req)
-        self._waiting.appendleft(req)
-        req.num_preemptions += 1
-        self.counters.preemptions += 1
-
-    def _admit(self) -> list[Request]:
-        admitted: list[Request] = []
-        budget = self.config.max_prefill_tokens
-        alloc = self.kv.allocator
-        while self._waiting and len(self._running) < self.config.max_num_seqs:
-            req = self._waiting[0]
-            n = req.num_tokens
-            if (admitted and n > budget) or not alloc.can_allocate(req.request_id, n):
-                break  # first come, first served: the head waits for blocks, the rest behind it
-            self._waiting.popleft()
-            alloc.allocate(req.request_id, n)
-            budget -= n
-            if req.scheduled_s is None:
-                req.scheduled_s = time.monotonic()
-                self.counters.prompt_tokens += len(req.prompt_ids)
-            else:
-                self.counters.recomputed_tokens += n
-            self._running.append(req)
-            admitted.append(req)
-        return admitted
-
-    def _decode(self, reqs: list[Request]) -> torch.Tensor:
-        alloc, dev = self.kv.allocator, self.device
-        positions = [r.num_tokens - 1 for r in reqs]
-        longest = max(positions) + 1
-        context = [alloc.slots(r.request_id, 0, p + 1) for r, p in zip(reqs, positions, strict=True)]
-        padded = [c + [0] * (longest - len(c)) for c in context]
-        mask = [[True] * len(c) + [False] * (longest - len(c)) for c in context]
-        return self.model.decode(
-            torch.tensor([r.output_ids[-1] for r in reqs], device=dev),
-            torch.tensor(positions, device=dev),
-            torch.tensor([c[-1] for c in context], device=dev),
-            torch.tensor(padded, device=dev),
-            torch.tensor(mask, device=dev),
-            self.kv.k,
-            self.kv.v,
-        )
-
-    def _sample(self, req: Request, logits: torch.Tensor) -> torch.Tensor:
-        p = req.params
-        if p.temperature <= 0:
-            return logits.argmax()
-        probs = torch.softmax(logits.float() / p.temperature, dim=-1)
-        if p.top_p < 1.0:
-            sorted_p, order = probs.sort(descending=True)
-            keep = sorted_p.cumsum(0) - sorted_p < p.top_p
-            probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
-        return torch.multinomial(probs, 1, generator=req.generator or self._gen)[0]
-
     # -- per-request bookkeeping -----------------------------------------------------------------
     def _append(self, req: Request, token_id: int, now: float) -> None:
         req.output_ids.append(token_id)
@@ -412,29 +318,27 @@ class Engine:
             self.observer.on_token(req, now - req.last_token_s)
         req.last_token_s = now
         done = len(req.output_ids) >= req.params.max_tokens
-        req.emit(
-            TokenOutput(
-                req.request_id,
-                token_id,
-                self.tokenizer.decode_token(token_id),
-                done,
-                "length" if done else None,
-                len(req.prompt_ids),
-                len(req.output_ids),
-            )
+        out = TokenOutput(
+            req.request_id,
+            token_id,
+            self.tokenizer.decode_token(token_id),
+            done,
+            "length" if done else None,
+            len(req.prompt_ids),
+            len(req.output_ids),
         )
         if done:
-            self._finish(req, "length", emit=False)
+            self._finish(req, "length", final=out)
+        else:
+            req.emit(out)
 
     def _abort(self, req: Request) -> None:
         self.counters.aborts += 1
         self._finish(req, "abort")
 
-    def _finish(self, req: Request, reason: str, *, emit: bool = True) -> None:
-        if req in self._running:
-            self._running.remove(req)
-        if req in self._waiting:
-            self._waiting.remove(req)
+    def _finish(self, req: Request, reason: str, *, final: TokenOutput | None = None) -> None:
+        # Book-keep first, emit last: whoever sees the final output sees the blocks freed.
+        self.scheduler.remove(req)
         # BUG (lab 279, on purpose when the fault is on): an aborted request keeps its blocks
         if not (reason == "abort" and self.faults.is_active("leak_kv_on_abort")):
             self.kv.allocator.free(req.request_id)
@@ -443,11 +347,7 @@ class Engine:
         req.finished_s = time.monotonic()
         self.counters.finished[reason] = self.counters.finished.get(reason, 0) + 1
         self.history.append(req)
-        if emit:
-            req.emit(
-                TokenOutput(
-                    req.request_id, None, "", True, reason, len(req.prompt_ids), len(req.output_ids)
-                )
-            )
         if self.observer:
             self.observer.on_finished(req)
+        n_prompt, n_out = len(req.prompt_ids), len(req.output_ids)
+        req.emit(final or TokenOutput(req.request_id, None, "", True, reason, n_prompt, n_out))

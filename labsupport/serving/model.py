@@ -102,8 +102,10 @@ class TinyLM(nn.Module):
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.5 / math.sqrt(p.shape[-1]))
         return self
 
-    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.view(*x.shape[:-1], self.cfg.n_heads, self.cfg.head_dim)
+    def _qkv(self, block: _Block, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Queries, keys, values of `x` [..., d_model], each [..., n_heads, head_dim]."""
+        qkv = block.qkv(block.ln1(x))
+        return qkv.view(*x.shape[:-1], 3 * self.cfg.n_heads, self.cfg.head_dim).chunk(3, dim=-2)
 
     def prefill(
         self,
@@ -119,7 +121,7 @@ class TinyLM(nn.Module):
         positions = torch.arange(token_ids.shape[0], device=token_ids.device)
         x = self.tok_emb(token_ids) + self.pos_emb(positions)
         for layer, block in enumerate(self.blocks):
-            q, k, v = self._split_heads(block.qkv(block.ln1(x))).chunk(3, dim=-2)
+            q, k, v = self._qkv(block, x)
             k_cache[layer].index_copy_(0, slot_mapping, k)
             v_cache[layer].index_copy_(0, slot_mapping, v)
             # [T, H, D] -> [H, T, D] for attention over this sequence's own tokens
@@ -149,7 +151,7 @@ class TinyLM(nn.Module):
         x = self.tok_emb(token_ids) + self.pos_emb(positions)
         scale = 1.0 / math.sqrt(self.cfg.head_dim)
         for layer, block in enumerate(self.blocks):
-            q, k, v = self._split_heads(block.qkv(block.ln1(x))).chunk(3, dim=-2)  # [B, H, D]
+            q, k, v = self._qkv(block, x)  # [B, H, D]
             k_cache[layer].index_copy_(0, slot_mapping, k)
             v_cache[layer].index_copy_(0, slot_mapping, v)
             keys = k_cache[layer][context_slots]  # [B, L, H, D]: the paged gather
@@ -167,7 +169,7 @@ class TinyLM(nn.Module):
         positions = torch.arange(token_ids.shape[0], device=token_ids.device)
         x = self.tok_emb(token_ids) + self.pos_emb(positions)
         for block in self.blocks:
-            q, k, v = self._split_heads(block.qkv(block.ln1(x))).chunk(3, dim=-2)
+            q, k, v = self._qkv(block, x)
             out = F.scaled_dot_product_attention(
                 q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), is_causal=True
             )
