@@ -1,0 +1,253 @@
+"""The OpenAI-compatible HTTP API (FastAPI) in front of the engine.
+
+    >>> from labsupport.serving.engine import Engine
+    >>> from labsupport.serving.faults import FaultController
+    >>> from labsupport.serving.server import ServerState, create_app
+    >>> state = ServerState(Engine.build(device="cpu"), faults=FaultController())
+    >>> sorted(r.path for r in create_app(state).routes if r.path.startswith(("/v1", "/he")))
+    ['/health', '/v1/completions', '/v1/models']
+
+Routes: `POST /v1/completions` (streaming as server-sent events, or one JSON body),
+`GET /v1/models`, `GET /health` (200 while the engine thread lives, as vLLM's: it does not see a
+wedged step), `GET /ready` (503 while draining or when the engine is dead), `GET /metrics`
+(Prometheus), `GET /debug/heartbeat` (engine step counter and pending work, for liveness
+logic), `GET|POST /admin/fault` (fault injection). Run it with `serve_cli`.
+
+Cancellation: when a client goes away, its request is aborted and its KV blocks freed. For
+streams, Starlette's StreamingResponse notices the ASGI `http.disconnect` and cancels the body
+iterator; for plain requests the handler races the work against a disconnect listener, as vLLM's
+`with_cancellation` does. The `no_cancel_on_disconnect` fault skips the abort (the bug of lab 286).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from labsupport.serving.faults import FAULTS, FaultController
+from labsupport.serving.metrics import ServingMetrics
+from labsupport.serving.protocol import (
+    SSE_DONE,
+    ApiError,
+    ValidatedRequest,
+    chunk_body,
+    completion_body,
+    parse_completion,
+    sse,
+    usage_chunk,
+)
+from labsupport.serving.requests import EngineDeadError, RequestHandle
+
+
+class ServerState:
+    """Everything the routes share: engine, faults, metrics, in-flight requests, readiness."""
+
+    def __init__(self, engine, *, faults: FaultController, model_name: str = "srelab-tiny"):
+        self.engine = engine
+        self.tokenizer = engine.tokenizer
+        self.faults = faults
+        self.model_name = model_name
+        self.max_model_len = engine.model_config.max_model_len
+        self.accepting = True
+        self.in_flight = 0
+        self.metrics = ServingMetrics(
+            engine, model_name=model_name, in_flight=lambda: self.in_flight
+        )
+        self.handles: set[RequestHandle] = set()
+        self._idle: asyncio.Event | None = None
+        faults.on_change = lambda name, on: self.metrics.fault_active.labels(name).set(int(on))
+        for name in faults.active():
+            self.metrics.fault_active.labels(name).set(1)
+
+    def _idle_event(self) -> asyncio.Event:
+        if self._idle is None:
+            self._idle = asyncio.Event()
+            if self.in_flight == 0:
+                self._idle.set()
+        return self._idle
+
+    def begin(self, handle: RequestHandle) -> None:
+        self.in_flight += 1
+        self.handles.add(handle)
+        self._idle_event().clear()
+
+    def end(self, handle: RequestHandle) -> None:
+        """The HTTP side of a request is over; if it did not finish, its client is gone."""
+        if handle not in self.handles:
+            return
+        self.handles.discard(handle)
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle_event().set()
+        if not handle.finished:
+            self.metrics.client_disconnects.inc()
+            handle.mark_client_gone()
+            if not self.faults.is_active("no_cancel_on_disconnect"):
+                handle.abort()
+            # else: BUG (lab 286, on purpose): the engine generates on, for nobody
+
+    async def wait_idle(self, timeout_s: float | None = None) -> bool:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle_event().wait(), timeout_s)
+        return self.in_flight == 0
+
+    def abort_all(self) -> int:
+        n = len(self.handles)
+        for handle in list(self.handles):
+            handle.abort(end_stream_now=True)
+        self.engine.abort_all()
+        return n
+
+
+def _error(exc: ApiError, state: ServerState | None = None) -> JSONResponse:
+    if state is not None:
+        state.metrics.rejected.labels(str(exc.status)).inc()
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+class _TrackedStream(StreamingResponse):
+    """A StreamingResponse that always reports its end, even if its body never started."""
+
+    def __init__(self, content, on_close):
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        super().__init__(content, media_type="text/event-stream", headers=headers)
+        self._on_close = on_close
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+
+
+async def _events(state: ServerState, handle: RequestHandle, req: ValidatedRequest):
+    rid, model, n_out = handle.request_id, state.model_name, 0
+    async for out in handle.stream():
+        if out.token_id is not None:
+            n_out = out.num_output_tokens
+            yield sse(chunk_body(rid, model, out.text, out.finish_reason if out.finished else None))
+        if out.finished and out.finish_reason in ("abort", "error"):
+            status = 503 if out.finish_reason == "abort" else 500
+            yield sse(ApiError(status, f"Request {out.finish_reason}ed by the server.").body())
+            return  # no [DONE]: the client must see this stream as cut short
+    if req.include_usage:
+        yield sse(usage_chunk(rid, model, len(req.prompt_ids), n_out))
+    yield SSE_DONE
+
+
+async def _listen_for_disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _complete(state: ServerState, request: Request, handle: RequestHandle, req) -> Response:
+    work = asyncio.ensure_future(handle.collect())
+    gone = asyncio.ensure_future(_listen_for_disconnect(request))
+    try:
+        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (work, gone):
+            task.cancel()
+        state.end(handle)
+    if not work.done() or work.cancelled():
+        return Response(status_code=499)  # nobody is listening
+    outs = work.result()
+    last = outs[-1]
+    if last.finish_reason in ("abort", "error"):
+        status = 503 if last.finish_reason == "abort" else 500
+        return _error(ApiError(status, f"Request {last.finish_reason}ed by the server."), state)
+    text = "".join(o.text for o in outs if o.token_id is not None)
+    n_out = last.num_output_tokens
+    body = completion_body(
+        handle.request_id, state.model_name, text, last.finish_reason, len(req.prompt_ids), n_out
+    )
+    return JSONResponse(body)
+
+
+def create_app(state: ServerState) -> FastAPI:
+    app = FastAPI(title="srelab tiny LLM server", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.serving = state
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        if not state.accepting:
+            return _error(
+                ApiError(503, "Server is shutting down; not accepting new requests."), state
+            )
+        try:
+            req = parse_completion(
+                await request.body(), state.tokenizer, state.model_name, state.max_model_len
+            )
+            handle = state.engine.submit(req.prompt_ids, req.params, f"cmpl-{uuid.uuid4().hex}")
+        except ApiError as exc:
+            return _error(exc, state)
+        except EngineDeadError as exc:
+            return _error(ApiError(503, str(exc)), state)
+        except ValueError as exc:
+            return _error(ApiError(400, str(exc)), state)
+        state.begin(handle)
+        if req.stream:
+            return _TrackedStream(_events(state, handle, req), on_close=lambda: state.end(handle))
+        return await _complete(state, request, handle, req)
+
+    @app.get("/v1/models")
+    async def models():
+        card = {
+            "id": state.model_name,
+            "object": "model",
+            "owned_by": "srelab",
+            "max_model_len": state.max_model_len,
+        }
+        return {"object": "list", "data": [card]}
+
+    @app.get("/health")
+    async def health():
+        return Response(status_code=200 if state.engine.is_alive() else 503)
+
+    @app.get("/ready")
+    async def ready():
+        ok = state.accepting and state.engine.is_alive()
+        return JSONResponse(
+            {"ready": ok, "accepting": state.accepting}, status_code=200 if ok else 503
+        )
+
+    @app.get("/metrics")
+    async def metrics():
+        body, content_type = state.metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/debug/heartbeat")
+    async def heartbeat():
+        alloc = state.engine.kv.allocator
+        return {
+            **state.engine.heartbeat().as_dict(),
+            "kv_blocks_used": alloc.num_used,
+            "kv_blocks_total": alloc.num_blocks,
+            "http_in_flight": state.in_flight,
+        }
+
+    @app.get("/admin/fault")
+    async def get_faults():
+        return {"active": state.faults.active(), "known": {n: f.doc for n, f in FAULTS.items()}}
+
+    @app.post("/admin/fault")
+    async def set_fault(request: Request):
+        try:
+            data = json.loads(await request.body())
+            name, value = data["name"], data.get("value")
+            if data.get("enabled", True):
+                state.faults.enable(name, None if value is None else float(value))
+            else:
+                state.faults.disable(name)
+        except (ValueError, KeyError, TypeError) as exc:
+            return _error(
+                ApiError(400, f"Bad fault request: {exc!r}. Send {{name, value?, enabled?}}.")
+            )
+        return {"active": state.faults.active()}
+
+    return app
