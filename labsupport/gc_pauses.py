@@ -238,20 +238,16 @@ class ArmResult:
         return float(second.max() - first.max()) / (self.requests_arrived / 2)
 
     def summary(self) -> dict:
-        return {
-            "arm": self.arm,
-            "device": self.device,
+        """The headline numbers, JSON-ready."""
+        keys = "arm device p50_ttft_ms p99_ttft_ms p99_itl_ms longest_gen2_ms gc_time_share"
+        out = {k: getattr(self, k) for k in keys.split()}
+        rss = self.samples.rss_bytes
+        return out | {
             "requests": len(self.requests),
-            "p50_ttft_ms": self.p50_ttft_ms,
-            "p99_ttft_ms": self.p99_ttft_ms,
-            "p99_itl_ms": self.p99_itl_ms,
             "gen2_pauses": len(self.gen2_pauses),
-            "longest_gen2_ms": self.longest_gen2_ms,
-            "gc_time_share": self.gc_time_share,
             "leak_fraction": self.leak_fraction,
-            "live_requests_end": int(self.samples.live_requests[-1]),
             "tracked_growth": self.tracked_end - self.tracked_start,
-            "rss_growth_mb": float(self.samples.rss_bytes[-1] - self.samples.rss_bytes[0]) / 2**20,
+            "rss_growth_mb": float(rss[-1] - rss[0]) / 2**20,
             "frozen_objects": self.frozen_objects,
             "heap_tracked_objects": self.heap_tracked_objects,
             "full_gc_ms_at_start": self.full_gc_ms_at_start,
@@ -281,6 +277,79 @@ def memory_problems(arm: ArmResult) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True)
+class PortableFunction:
+    """A function defined in a notebook, sent to a fresh process: its code, modules, constants.
+
+    Pickle sends functions by name, and a notebook's `__main__` does not exist in the child.
+    This sends the compiled code instead; `load()` rebuilds the function there.
+    """
+
+    name: str
+    code: bytes
+    refs: tuple  # (global name, module name, attribute path or "") for modules and functions
+    constants: tuple  # (global name, value) for plain values the function reads
+    defaults: tuple | None
+
+    def load(self):
+        import builtins
+        import importlib
+        import marshal
+        import types
+
+        env: dict = {"__builtins__": builtins, "__name__": "__notebook__"}
+        for name, module, attr in self.refs:
+            obj = importlib.import_module(module)
+            for part in filter(None, attr.split(".")):
+                obj = getattr(obj, part)
+            env[name] = obj
+        env.update(self.constants)
+        return types.FunctionType(marshal.loads(self.code), env, self.name, self.defaults)
+
+
+def _names(code) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _names(const)
+    return names
+
+
+def portable(fn) -> PortableFunction:
+    """Make `fn` (no closures; it may use modules, imported functions and constants) portable."""
+    import marshal
+    import types
+
+    if fn.__closure__:
+        raise ValueError(
+            f"{fn.__name__} uses variables of an enclosing function: define it at top level"
+        )
+    refs, constants = [], []
+    for name in sorted(_names(fn.__code__) & fn.__globals__.keys()):
+        value = fn.__globals__[name]
+        if isinstance(value, types.ModuleType):
+            refs.append((name, value.__name__, ""))
+        elif isinstance(value, (int, float, str, bytes, bool, tuple, type(None))):
+            constants.append((name, value))
+        elif getattr(value, "__module__", "__main__") not in ("__main__", None):
+            refs.append((name, value.__module__, value.__qualname__))
+    return PortableFunction(
+        fn.__name__, marshal.dumps(fn.__code__), tuple(refs), tuple(constants), fn.__defaults__
+    )
+
+
+def _sendable(hook):
+    """What can cross to the child: refs and strings as they are, functions made portable."""
+    if isinstance(hook, (list, tuple)):
+        return tuple(_sendable(h) for h in hook)
+    if hook is None or isinstance(hook, str) or hasattr(hook, "load") or not callable(hook):
+        return hook
+    module = getattr(hook, "__module__", "__main__")
+    if module != "__main__" and "<locals>" not in hook.__qualname__:
+        return f"{module}:{hook.__qualname__}"
+    return portable(hook)
+
+
 class ArmFailed(RuntimeError):
     """An arm's process failed (the after_warmup raised, crashed or timed out)."""
 
@@ -290,7 +359,8 @@ def run_arm(
 ) -> ArmResult:
     """Run one arm in a fresh interpreter and return what it measured.
 
-    after_warmup: for `fixed`, a ref with .load() (the grader's), or "module:function".
+    after_warmup: for `fixed`: a function (one defined in a notebook is sent by its code), a
+    ref with .load() (the grader's), "module:function", or a tuple of these, called in order.
     """
     from labsupport import isolate
 
@@ -304,7 +374,8 @@ def run_arm(
         raise ValueError("the fixed arm needs an after_warmup")
     cfg = config or LoopConfig()
     limit = timeout_s or 60 + 3 * (cfg.warmup_s + cfg.duration_s)
-    r = isolate.run_function("labsupport.token_loop:serve", arm, after_warmup, cfg, timeout_s=limit)
+    hook = _sendable(after_warmup)
+    r = isolate.run_function("labsupport.token_loop:serve", arm, hook, cfg, timeout_s=limit)
     if not r.ok:
         raise ArmFailed(f"the {arm} arm failed: {r.error}")
     return r.value

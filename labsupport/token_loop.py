@@ -167,7 +167,11 @@ def _tracked_objects() -> int:
 
 
 def _resolve_hook(after_warmup):
-    """None, a callable, an object with .load() (a grader's ExerciseRef) or "module:function"."""
+    """None, a callable, an object with .load() (a grader's ExerciseRef), "module:function",
+    or a tuple of these (called in order)."""
+    if isinstance(after_warmup, (list, tuple)):
+        hooks = [_resolve_hook(h) for h in after_warmup]
+        return lambda: [h() for h in hooks if h is not None] and None
     if after_warmup is None or callable(after_warmup):
         return after_warmup
     if hasattr(after_warmup, "load"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -176,3 +177,39 @@ def test_run_arm_reports_a_failing_hook_clearly():
         gc_pauses.run_arm("fixed", None, config=TINY)
     with pytest.raises(ValueError):
         gc_pauses.run_arm("nope", config=TINY)
+
+
+LIMIT = 3
+
+
+def _notebook_style_hook():
+    gc.set_threshold(LIMIT * 1000, 10, 10)
+    return math.floor(gc.get_threshold()[0] / 1000)
+
+
+def test_portable_rebuilds_a_function_from_its_code_modules_and_constants():
+    fn = gc_pauses.portable(_notebook_style_hook)
+    saved = gc.get_threshold()
+    try:
+        rebuilt = pickle.loads(pickle.dumps(fn)).load()
+        assert rebuilt() == LIMIT and gc.get_threshold()[0] == 3000
+    finally:
+        gc.set_threshold(*saved)
+    with pytest.raises(ValueError, match="enclosing function"):
+        x = 1
+        gc_pauses.portable(lambda: x)
+
+
+def test_hooks_are_sent_by_name_by_code_or_as_they_are():
+    assert gc_pauses._sendable(gc.freeze) == "gc:freeze"
+    assert gc_pauses._sendable("gc:freeze") == "gc:freeze"
+    local = gc_pauses._sendable(lambda: None)
+    assert isinstance(local, gc_pauses.PortableFunction)
+    assert gc_pauses._sendable([gc.collect, "gc:disable"]) == ("gc:collect", "gc:disable")
+
+
+def test_a_tuple_of_hooks_runs_in_order():
+    calls = []
+    hook = token_loop._resolve_hook((lambda: calls.append(1), None, lambda: calls.append(2)))
+    hook()
+    assert calls == [1, 2]
