@@ -24,7 +24,7 @@ from labsupport.memory.config import MiB
 if TYPE_CHECKING:
     from labsupport.memory._blocks import BlockPool
 
-_EXPANDABLE_BASE = 0x7A0000000000  # each expandable segment gets 1 TiB of address space
+_EXPANDABLE_BASE = 0x100000000000  # below the simulated cudaMalloc range (0x7f...)
 
 
 @dataclass(eq=False)
@@ -60,8 +60,10 @@ class ExpandableSegmentsMixin:
                 return candidate
         page = 2 * MiB if pool.is_small else 20 * MiB  # kSmallBuffer / kLargeBuffer pages
         span = self.total_bytes + self.total_bytes // 8  # 1 1/8 of the card, as torch reserves
+        self.expandable_created += 1  # never reuse a released segment's address range
+        stride = 1 << (span - 1).bit_length()
         seg = ExpandableSegment(
-            base=_EXPANDABLE_BASE + (len(self.expandable_segments) << 40),
+            base=_EXPANDABLE_BASE + self.expandable_created * stride,
             page_bytes=page,
             max_pages=-(-span // page),
         )

@@ -46,6 +46,7 @@ class AllocatorState(ExpandableSegmentsMixin):
         self.by_ptr: dict[int, Block] = {}
         self.vas = AddressSpace()
         self.expandable_segments: list[ExpandableSegment] = []
+        self.expandable_created = 0
         self.total_allocated_memory = 0  # bytes backed by device memory (cudaMalloc + mapped)
         self.allowed_memory_maximum = 0
         self.set_fraction = False

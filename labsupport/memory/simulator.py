@@ -326,4 +326,3 @@ class CachingAllocatorSim(AllocatorState):
             "(https://pytorch.org/docs/stable/notes/cuda.html#environment-variables)",
             requested_bytes=alloc_size,
         )
-

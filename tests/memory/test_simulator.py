@@ -239,3 +239,53 @@ def test_snapshot_has_torchs_keys():
 def test_free_of_an_unknown_pointer_is_an_error():
     with pytest.raises(KeyError):
         make().free(0x1234)
+
+
+def test_empty_cache_releases_an_expandable_segment_that_is_entirely_free():
+    sim = make("expandable_segments:True")
+    sim.free(sim.malloc(100 * MiB))
+    sim.empty_cache()
+    assert sim.memory_reserved() == 0 and sim.snapshot()["segments"] == []
+    sim.malloc(100 * MiB)  # a new segment, at addresses of its own
+    assert sim.memory_reserved() == 100 * MiB and len(sim.expandable_segments) == 1
+
+
+@pytest.mark.parametrize(
+    "conf",
+    ["", "expandable_segments:True", "max_split_size_mb:64", "garbage_collection_threshold:0.7"],
+)
+@pytest.mark.parametrize("seed", range(6))
+def test_invariants_hold_on_random_traces(conf, seed):
+    """Whatever the trace: segments tile their blocks, reserved = sum of segments, allocated =
+    sum of allocated blocks, and the cap is never exceeded."""
+    from labsupport.memory.workload import random_trace
+
+    cap = 1024 * MiB
+    # torch checks the cap against the request's segment size; an expandable segment maps whole
+    # 20 MiB pages, so it may end up to one page over
+    limit = cap + (20 * MiB if "expandable" in conf else 0)
+    sim = make(conf, cap_bytes=cap)
+    live, ooms = {}, 0
+    for op in random_trace(seed, n_ops=150, cap_bytes=cap):
+        try:
+            if op.kind == "alloc":
+                live[op.name] = sim.malloc(op.size_bytes)
+            elif op.kind == "free":
+                if op.name in live:  # not when its allocation ran out of memory
+                    sim.free(live.pop(op.name))
+            else:
+                sim.empty_cache()
+        except OutOfMemoryError:
+            ooms += 1
+        snap = sim.snapshot()
+        for s in snap["segments"]:
+            ends = [b["address"] + b["size"] for b in s["blocks"]]
+            assert [b["address"] for b in s["blocks"][1:]] == ends[:-1]
+            assert ends[-1] - s["address"] == s["total_size"]
+            states = [b["state"] for b in s["blocks"]]
+            assert "inactive,inactive" not in ",".join(states)  # free neighbours merged
+        summary = summarize(snap)
+        assert summary.reserved_bytes == sim.memory_reserved() <= limit
+        assert summary.allocated_bytes == sim.memory_allocated()
+        assert sorted(live.values()) == sorted(sim.by_ptr)
+    assert sim.memory_stats()["num_ooms"] == ooms
