@@ -1,4 +1,4 @@
-"""Blocks, pools, statistics and the snapshot of the allocator simulator (see simulator.py).
+"""The allocator simulator's state: statistics, freeing, merging and releasing blocks, snapshots.
 
     >>> from labsupport.memory.simulator import CachingAllocatorSim, MiB
     >>> sim = CachingAllocatorSim()
