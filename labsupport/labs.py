@@ -59,7 +59,8 @@ LABS: tuple[Lab, ...] = (
         "real",
         "largest request that fits, default vs expandable_segments",
         minutes_cpu=1,
-        minutes_gpu=1,
+        minutes_gpu=4,
+        min_ratio=3.0,
         done=True,
     ),
     Lab(
