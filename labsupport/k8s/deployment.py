@@ -219,7 +219,7 @@ class Deployment:
                     break
                 self._cv.wait(0.02)
         duration_s = time.monotonic() - mono0
-        old = [p for p in self.pods if p.revision != revision]
+        old = [p for p in self.pods if p.revision != revision and p.terminating]
         for p in old:
             p.done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         drained_s = time.monotonic() - mono0

@@ -219,7 +219,7 @@ def pod_spec(source, **overrides) -> PodSpec:
         command[0] = sys.executable
     lifecycle = c.get("lifecycle") or {}
     limits = (c.get("resources") or {}).get("limits") or {}
-    spec = PodSpec(
+    fields = dict(
         command=tuple(command),
         name=c["name"],
         env=tuple((e["name"], str(e.get("value", ""))) for e in c.get("env") or []),
@@ -231,7 +231,7 @@ def pod_spec(source, **overrides) -> PodSpec:
         cwd=c.get("workingDir"),
         **{attr: _probe(c[field]) for field, attr in PROBES.items() if c.get(field)},
     )
-    return spec.replace(**overrides) if overrides else spec
+    return PodSpec(**{**fields, **overrides})
 
 
 def deployment_kwargs(source) -> dict:

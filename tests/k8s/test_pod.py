@@ -51,9 +51,11 @@ class Recorder:
 
 
 def test_readiness_failure_unreadies_without_restart(no_leftovers):
-    spec = PodSpec(SERVER, ports=[Port(8000, "http")],
-                   readiness_probe=Probe(HTTPGet("/ready", "http"), period_seconds=1,
-                                         failure_threshold=2))
+    spec = PodSpec(
+        SERVER,
+        ports=[Port(8000, "http")],
+        readiness_probe=Probe(HTTPGet("/ready", "http"), period_seconds=1, failure_threshold=2),
+    )
     with Pod("ready-0", spec, timing=FAST) as pod:
         assert pod.wait_ready(20)
         _post(pod, "/admin/fault/unready")
@@ -63,18 +65,21 @@ def test_readiness_failure_unreadies_without_restart(no_leftovers):
         _post(pod, "/admin/fault/ready")
         assert pod.wait_ready(5)
         messages = [e.message for e in pod.events if e.reason == "Unhealthy"]
-        assert any("Readiness probe failed: HTTP probe failed with statuscode: 503" in m
-                   for m in messages)
+        assert any(
+            "Readiness probe failed: HTTP probe failed with statuscode: 503" in m for m in messages
+        )
 
 
 def test_liveness_failure_kills_and_restarts(no_leftovers):
     rec = Recorder()
-    spec = PodSpec(SERVER, ports=[Port(8000)],
-                   liveness_probe=Probe(HTTPGet("/health", 8000), period_seconds=1,
-                                        failure_threshold=2))
+    spec = PodSpec(
+        SERVER,
+        ports=[Port(8000)],
+        liveness_probe=Probe(HTTPGet("/health", 8000), period_seconds=1, failure_threshold=2),
+        startup_probe=Probe(TCPSocket(8000), period_seconds=1, failure_threshold=100),
+    )
     with Pod("live-0", spec, timing=FAST, on_event=rec) as pod:
-        assert pod.wait_for(lambda p: p.container is not None and p.started, 10)
-        time.sleep(0.5)
+        assert pod.wait_for(lambda p: p.started, 10)  # the port is open: serving from here
         first_pid = pod.pid
         _post(pod, "/admin/fault/hang")
         assert pod.wait_for(lambda p: p.restart_count == 1 and p.state == "Running", 10)
@@ -85,8 +90,13 @@ def test_liveness_failure_kills_and_restarts(no_leftovers):
         assert reasons[kill - 1] == "Unhealthy" and "Signal" in reasons[kill:]
         assert "Started" in reasons[kill:]
         text = pod.describe()
-        for needle in ("Restart Count:  1", "Exit Code:    143", "Liveness:       http-get",
-                       "failed liveness probe, will be restarted", "Liveness probe failed"):
+        for needle in (
+            "Restart Count:  1",
+            "Exit Code:    143",
+            "Liveness:       http-get",
+            "failed liveness probe, will be restarted",
+            "Liveness probe failed",
+        ):
             assert needle in text
 
 
@@ -103,24 +113,34 @@ def test_crash_loop_back_off_doubles(no_leftovers):
     backoffs = rec.times("BackOff")
     assert len(starts) >= 5 and len(backoffs) >= 3
     waits = [min(s for s in starts if s > b) - b for b in backoffs[:3]]
-    for got, want in zip(waits, (0.5, 1.0, 2.0)):
+    for got, want in zip(waits, (0.5, 1.0, 2.0), strict=False):
         assert want - 0.02 <= got < want + 0.4, (waits, "expected 10 s, 20 s, 40 s x 0.05")
     assert starts[1] - starts[0] < 0.5, "the first restart is immediate"
 
 
 def test_back_off_schedule_is_the_kubelets():
     assert [Timing(time_scale=1).backoff_s(n) for n in range(1, 9)] == [
-        0, 10, 20, 40, 80, 160, 300, 300]
+        0,
+        10,
+        20,
+        40,
+        80,
+        160,
+        300,
+        300,
+    ]
     assert Timing(time_scale=0.1).backoff_s(3) == pytest.approx(2.0)
 
 
 def _slow_start_spec(startup: bool) -> PodSpec:
     """A server that needs 1.5 s before its port opens (weights loading)."""
     return PodSpec(
-        [*SERVER, "--start-delay-s", "1.5"], ports=[Port(8000)],
+        [*SERVER, "--start-delay-s", "1.5"],
+        ports=[Port(8000)],
         liveness_probe=Probe(HTTPGet("/health", 8000), period_seconds=1, failure_threshold=3),
         startup_probe=Probe(TCPSocket(8000), period_seconds=1, failure_threshold=40)
-        if startup else None,
+        if startup
+        else None,
     )
 
 
@@ -149,8 +169,12 @@ def test_startup_probe_gates_liveness_then_liveness_still_works(no_leftovers):
 
 def test_termination_prestop_counts_against_grace(no_leftovers):
     rec = Recorder()
-    spec = PodSpec([*SERVER, "--on-sigterm", "ignore"], ports=[Port(8000)],
-                   pre_stop=Sleep(2), termination_grace_period_seconds=5)
+    spec = PodSpec(
+        [*SERVER, "--on-sigterm", "ignore"],
+        ports=[Port(8000)],
+        pre_stop=Sleep(2),
+        termination_grace_period_seconds=5,
+    )
     with Pod("term-0", spec, timing=FAST, on_event=rec) as pod:
         assert pod.wait_for(lambda p: p.state == "Running", 10)
         time.sleep(0.3)
@@ -167,8 +191,12 @@ def test_termination_prestop_counts_against_grace(no_leftovers):
 
 def test_prestop_longer_than_grace_gets_the_2s_extension(no_leftovers):
     rec = Recorder()
-    spec = PodSpec([*SERVER, "--on-sigterm", "ignore"], ports=[Port(8000)],
-                   pre_stop=Sleep(30), termination_grace_period_seconds=5)
+    spec = PodSpec(
+        [*SERVER, "--on-sigterm", "ignore"],
+        ports=[Port(8000)],
+        pre_stop=Sleep(30),
+        termination_grace_period_seconds=5,
+    )
     with Pod("term-1", spec, timing=FAST, on_event=rec) as pod:
         assert pod.wait_for(lambda p: p.state == "Running", 10)
         pod.delete()
@@ -179,10 +207,20 @@ def test_prestop_longer_than_grace_gets_the_2s_extension(no_leftovers):
 
 
 def test_draining_server_exits_cleanly_and_exec_prestop_sees_env(no_leftovers):
-    hook = Exec([sys.executable, "-c", "import os, urllib.request; urllib.request.urlopen("
-                 "'http://127.0.0.1:' + os.environ['PORT'] + '/admin/fault/unready', b'')"])
-    spec = PodSpec([*SERVER, "--on-sigterm", "drain"], ports=[Port(8000)], pre_stop=hook,
-                   termination_grace_period_seconds=30)
+    hook = Exec(
+        [
+            sys.executable,
+            "-c",
+            "import os, urllib.request; urllib.request.urlopen("
+            "'http://127.0.0.1:' + os.environ['PORT'] + '/admin/fault/unready', b'')",
+        ]
+    )
+    spec = PodSpec(
+        [*SERVER, "--on-sigterm", "drain"],
+        ports=[Port(8000)],
+        pre_stop=hook,
+        termination_grace_period_seconds=30,
+    )
     with Pod("drain-0", spec, timing=FAST) as pod:
         assert pod.wait_for(lambda p: p.state == "Running", 10)
         time.sleep(0.4)

@@ -68,8 +68,9 @@ def closed():
     return ProbeTarget(ports={8000: free_port()})  # nobody listens there
 
 
-@pytest.mark.parametrize("code,ok", [(200, True), (302, True), (399, True), (400, False),
-                                     (503, False)])
+@pytest.mark.parametrize(
+    "code,ok", [(200, True), (302, True), (399, True), (400, False), (503, False)]
+)
 def test_http_probe_success_is_200_to_399(answering, code, ok):
     result = run_probe(HTTPGet(f"/status/{code}", 8000), answering, timeout_s=5)
     assert result.ok is ok, result.message
@@ -100,15 +101,20 @@ def test_probe_port_by_name_and_undeclared_port(answering):
 
 def test_exec_probe_exit_code_output_and_timeout():
     target = ProbeTarget(env={"PATH": "/usr/bin:/bin", "GREETING": "hi"})
-    ok = run_probe(Exec([sys.executable, "-c", "import os; print(os.environ['GREETING'])"]),
-                   target, timeout_s=10)
+    ok = run_probe(
+        Exec([sys.executable, "-c", "import os; print(os.environ['GREETING'])"]),
+        target,
+        timeout_s=10,
+    )
     assert ok.ok and ok.message == "hi", "exec probes run with the container's environment"
-    bad = run_probe(Exec([sys.executable, "-c", "import sys; print('boom'); sys.exit(2)"]),
-                    target, timeout_s=10)
+    bad = run_probe(
+        Exec([sys.executable, "-c", "import sys; print('boom'); sys.exit(2)"]), target, timeout_s=10
+    )
     assert not bad.ok and bad.message == "boom"
     children_before = {p.pid for p in psutil.Process().children(recursive=True)}
-    slow = run_probe(Exec([sys.executable, "-c", "import time; time.sleep(30)"]), target,
-                     timeout_s=0.5)
+    slow = run_probe(
+        Exec([sys.executable, "-c", "import time; time.sleep(30)"]), target, timeout_s=0.5
+    )
     assert not slow.ok and "timed out" in slow.message and slow.duration_s < 3
     left = {p.pid for p in psutil.Process().children(recursive=True)} - children_before
     assert not left, "a timed-out exec probe must be killed"
@@ -120,7 +126,8 @@ def test_call_probe_results_errors_and_timeouts():
     target = ProbeTarget(ports={8000: 1})
     assert run_probe(Call(lambda t: t.port == 1), target, 1).ok
     assert run_probe(Call(lambda t: (False, "queue too long")), target, 1).message == (
-        "queue too long")
+        "queue too long"
+    )
     boom = run_probe(Call(lambda t: 1 / 0), target, 1)
     assert not boom.ok and "ZeroDivisionError" in boom.message
     release = threading.Event()
@@ -145,15 +152,18 @@ def test_worker_waits_initial_delay_then_probes_every_period():
     timing = Timing(time_scale=0.1)
     calls: list[float] = []
     t0 = time.monotonic()
-    probe = Probe(Call(lambda t: calls.append(time.monotonic() - t0) or True),
-                  initial_delay_seconds=3, period_seconds=1)
+    probe = Probe(
+        Call(lambda t: calls.append(time.monotonic() - t0) or True),
+        initial_delay_seconds=3,
+        period_seconds=1,
+    )
     worker = ProbeWorker("readiness", probe, ProbeTarget(), timing, t0, lambda *a: True)
     worker.start()
     time.sleep(1.0)
     worker.stop()
     assert calls and calls[0] >= 0.3, f"first probe at {calls[0]:.3f}s, before initialDelay"
     assert calls[0] < 0.6
-    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
     assert len(gaps) >= 3 and 0.08 <= statistics.median(gaps) <= 0.2, gaps
 
 
@@ -166,8 +176,15 @@ def test_worker_failure_threshold_and_gate():
         seen.append((value, changed))
         return not (changed and value is False)  # stop at the flip, as the kubelet does
 
-    worker = ProbeWorker("liveness", probe, ProbeTarget(), Timing(time_scale=0.05),
-                         time.monotonic(), on_result, gate=gate_open.is_set)
+    worker = ProbeWorker(
+        "liveness",
+        probe,
+        ProbeTarget(),
+        Timing(time_scale=0.05),
+        time.monotonic(),
+        on_result,
+        gate=gate_open.is_set,
+    )
     worker.start()
     time.sleep(0.3)
     assert seen == [], "a closed gate (startup not done) skips the probe entirely"
