@@ -11,14 +11,15 @@ built at start-up (tokenizer vocab, prefix-cache block index), an open-loop arri
 requests (fixed seed), continuous batching of many streams, one small matmul per token per step
 (torch, on CUDA and synchronised when there is a GPU) and per-token Python objects (logprob
 dicts, stream deltas). Token state lives as long as its request, so it survives two young
-collections and is promoted to generation 2, which is what schedules full collections: in
-CPython 3.8-3.13 the collector runs generation 2 only when the objects promoted since the last
-full collection exceed a quarter of the objects that survived it (`long_lived_pending >
-long_lived_total / 4`, `gc_collect_generations()` in Modules/gcmodule.c; `gc_select_generation()`
-in Python/gc.c from 3.13). A full collection walks the whole heap, so the start-up heap sets the
-length of every pause. Requests and their streams reference each other (request -> stream
-callback -> stream -> request), so a finished request is freed only by the cycle collector:
-`gc.disable()` forever leaks every request.
+collections and is promoted to generation 2, which is what schedules full collections: the
+generational collector (CPython 3.13 and earlier) runs generation 2 only when the objects
+promoted since the last full collection exceed a quarter of the objects that survived it
+(`long_lived_pending < long_lived_total / 4` skips it: `gc_collect_generations()` in
+Modules/gcmodule.c up to 3.12, `gc_select_generation()` in Python/gc.c in 3.13). A full
+collection walks the whole heap, so the start-up heap sets the length of every pause.
+Requests and their streams reference each other (request -> stream callback -> stream ->
+request), so a finished request is freed only by the cycle collector: `gc.disable()` forever
+leaks every request.
 
 `serve()` runs in whatever process calls it; `gc_pauses.run_arm` calls it in a fresh one.
 """
