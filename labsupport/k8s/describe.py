@@ -92,6 +92,48 @@ def describe_pod(pod: Pod) -> str:
     return "\n".join(lines)
 
 
+def pod_status(pod: Pod) -> dict:
+    """The pod's status as `kubectl get pod -o json` has it (the fields the labs use)."""
+
+    def iso(t: float | None) -> str | None:
+        return datetime.fromtimestamp(t).isoformat(timespec="seconds") if t else None
+
+    if pod.state == "Running" and pod.container is not None:
+        state = {"running": {"startedAt": iso(pod.container.started_at)}}
+    elif pod.state == "Waiting":
+        state = {"waiting": {"reason": pod.waiting_reason}}
+    else:
+        state = {"terminated": {}}
+    last = pod.last_state
+    last_state = (
+        {}
+        if last is None
+        else {
+            "terminated": {
+                "exitCode": last.exit_code,
+                "reason": last.reason,
+                "startedAt": iso(last.started_at),
+                "finishedAt": iso(last.finished_at),
+                **({"message": last.message} if last.message else {}),
+            }
+        }
+    )
+    return {
+        "phase": pod.phase,
+        "conditions": [{"type": "Ready", "status": str(pod.ready)}],
+        "containerStatuses": [
+            {
+                "name": pod.spec.name,
+                "ready": pod.ready,
+                "started": pod.started,
+                "restartCount": pod.restart_count,
+                "state": state,
+                "lastState": last_state,
+            }
+        ],
+    }
+
+
 def get_pods(pods: list[Pod]) -> str:
     """The table of `kubectl get pods`."""
     rows = [("NAME", "READY", "STATUS", "RESTARTS", "AGE")]

@@ -173,9 +173,16 @@ class Pod:
         self.done.set()
 
     def describe(self) -> str:
+        """`kubectl describe pod` text, events included."""
         from labsupport.k8s.describe import describe_pod
 
         return describe_pod(self)
+
+    def status_dict(self) -> dict:
+        """`kubectl get pod -o json`'s status: phase, containerStatuses, lastState ..."""
+        from labsupport.k8s.describe import pod_status
+
+        return pod_status(self)
 
     def emit(self, type_: str, reason: str, message: str, source: str = "kubelet") -> None:
         self.event_log.emit("Pod", self.name, type_, reason, message, source)

@@ -27,6 +27,7 @@ manifest seconds, scaled by `Timing`.
 
 from __future__ import annotations
 
+import collections
 import http.client
 import os
 import shlex
@@ -243,11 +244,12 @@ def _tcp(h: TCPSocket, target: ProbeTarget, timeout_s: float) -> tuple[bool, str
         return False, f"dial tcp {h.host}:{port}: i/o timeout"
 
 
-_BUSY: dict[int, threading.Thread] = {}  # Call probes still running, by handler id
+_BUSY: dict[tuple, threading.Thread] = {}  # Call probes still running, per handler and pod
 
 
 def _call(h: Call, target: ProbeTarget, timeout_s: float) -> tuple[bool, str]:
-    busy = _BUSY.get(id(h))
+    key = (id(h), target.pod_name, tuple(target.ports.items()))
+    busy = _BUSY.get(key)
     if busy is not None and busy.is_alive():
         return False, f"{h.describe()} is still running from an earlier tick"
     box: dict = {}
@@ -259,12 +261,12 @@ def _call(h: Call, target: ProbeTarget, timeout_s: float) -> tuple[bool, str]:
             box["error"] = f"{type(e).__name__}: {e}"
 
     t = threading.Thread(target=run, name=f"probe-{h.describe()}", daemon=True)
-    _BUSY[id(h)] = t
+    _BUSY[key] = t
     t.start()
     t.join(timeout_s)
     if t.is_alive():
         return False, f"{h.describe()} timed out after {timeout_s:.2f}s"
-    _BUSY.pop(id(h), None)
+    _BUSY.pop(key, None)
     if "error" in box:
         return False, box["error"]
     value = box.get("value")
@@ -331,7 +333,8 @@ class ProbeWorker:
         self.state = ProbeState(
             probe.success_threshold, probe.failure_threshold, self.INITIAL[kind]
         )
-        self.results: list[tuple[float, ProbeResult]] = []  # (seconds since start, result)
+        # (seconds since the container started, result), the latest 1000
+        self.results: collections.deque = collections.deque(maxlen=1000)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"{kind}-probe", daemon=True)
 

@@ -143,11 +143,16 @@ def test_max_surge_needs_a_spare_gpu():
         assert result.succeeded and result.min_available == 1 and result.max_pods <= 2
 
 
-def test_recreate_has_downtime():
+def test_recreate_has_downtime_then_undo_and_scale():
     with Deployment("web", _spec(), replicas=2, strategy=Recreate(), time_scale=0.1) as dep:
         assert dep.wait_ready(30)
-        result = dep.rollout(dep.template.with_env(VERSION="2"), timeout_s=30)
-        assert result.succeeded and result.min_available == 0
+        first = dep.revision
+        future = dep.rollout_in_background(dep.template.with_env(VERSION="2"), timeout_s=30)
+        result = future.result(timeout=40)
+        assert result.succeeded and result.min_available == 0, "Recreate stops everything"
+        assert dep.undo(timeout_s=30).succeeded and dep.revision == first
+        dep.scale(1)
+        assert dep.wait_for(lambda d: len(d.endpoints) == 1 and d.complete(), 10)
 
 
 def test_close_cleans_up_even_after_an_exception():

@@ -85,6 +85,9 @@ def test_liveness_failure_kills_and_restarts(no_leftovers):
         assert pod.wait_for(lambda p: p.restart_count == 1 and p.state == "Running", 10)
         assert pod.pid != first_pid
         assert pod.last_state.exit_code == 143 and pod.last_state.reason == "Error"
+        status = pod.status_dict()["containerStatuses"][0]
+        assert status["restartCount"] == 1 and "running" in status["state"]
+        assert status["lastState"]["terminated"]["exitCode"] == 143
         reasons = [r for _, r, _ in rec.seen]
         kill = reasons.index("Killing")
         assert reasons[kill - 1] == "Unhealthy" and "Signal" in reasons[kill:]
@@ -150,6 +153,27 @@ def test_liveness_only_kills_a_slow_starter(no_leftovers):
         assert pod.last_state.exit_code == 143, "killed by SIGTERM while still loading"
         assert "listening" not in pod.logs(previous=True)
         assert any("failed liveness probe" in e.message for e in pod.events)
+
+
+def test_undersized_startup_probe_kills_with_its_own_grace_period(no_leftovers):
+    rec = Recorder()
+    too_short = Probe(
+        TCPSocket(8000), period_seconds=1, failure_threshold=3, termination_grace_period_seconds=1
+    )
+    spec = PodSpec(
+        [*SERVER, "--start-delay-s", "1.5", "--on-sigterm", "ignore"],
+        ports=[Port(8000)],
+        startup_probe=too_short,
+        termination_grace_period_seconds=30,
+    )
+    with Pod("slow-2", spec, timing=FAST, on_event=rec) as pod:
+        assert pod.wait_for(lambda p: p.restart_count >= 1, 10)
+        assert pod.last_state.exit_code == 137, "SIGTERM ignored: killed at the probe's grace"
+    assert any("failed startup probe, will be restarted" in m for _, _, m in rec.seen)
+    t_kill = rec.times("Killing")[0]
+    assert 0.1 - 0.02 <= rec.times("Signal", "SIGKILL")[0] - t_kill < 0.5, (
+        "the probe's terminationGracePeriodSeconds (1 s), not the pod's 30 s"
+    )
 
 
 def test_startup_probe_gates_liveness_then_liveness_still_works(no_leftovers):
