@@ -27,7 +27,6 @@ LOG_LINES = 2000
 _LIVE: weakref.WeakSet = weakref.WeakSet()  # containers not yet reaped
 
 
-@atexit.register
 def _kill_all() -> None:
     """An interpreter (a notebook kernel) that exits takes its containers with it."""
     for container in list(_LIVE):
@@ -52,6 +51,9 @@ class Container:
             start_new_session=True,
         )
         self.pid = self.proc.pid
+        if not _LIVE:  # registered on first use, so that importing changes nothing
+            atexit.unregister(_kill_all)
+            atexit.register(_kill_all)
         _LIVE.add(self)
         self._reader = threading.Thread(target=self._read, name=f"logs-{self.pid}", daemon=True)
         self._reader.start()

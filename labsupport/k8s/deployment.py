@@ -205,6 +205,9 @@ class Deployment:
                 min_avail = min(min_avail, sum(self.available(p) for p in self.pods))
                 if self.complete():
                     break
+                if self._stop:
+                    reason = "Closed"
+                    break
                 stalled_s = time.monotonic() - self._last_progress
                 if stalled_s > self.timing.real_s(self.progress_deadline_seconds):
                     reason = "ProgressDeadlineExceeded"

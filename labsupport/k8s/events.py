@@ -101,10 +101,14 @@ def format_age(seconds: float) -> str:
 
 @dataclass
 class EventLog:
-    """Thread-safe event store with live subscribers (a notebook can pass `print`)."""
+    """Thread-safe event store with live subscribers (a notebook can pass `print`).
+
+    Subscribers run on the thread that emits (a kubelet or controller thread): keep them quick.
+    """
 
     subscribers: list[Callable[[Event], None]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    max_events: int = 5000
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -122,6 +126,7 @@ class EventLog:
                     break
             else:
                 self.events.append(Event(kind, name, type_, reason, message, source, now, now))
+                del self.events[: -self.max_events]  # a long notebook session stays bounded
             occurrence = Event(kind, name, type_, reason, message, source, now, now)
         logger.info("%s", occurrence.line())
         for fn in list(self.subscribers):

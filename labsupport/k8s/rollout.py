@@ -117,7 +117,7 @@ def plan(
 @dataclass
 class RolloutResult:
     succeeded: bool
-    reason: str  # Complete | ProgressDeadlineExceeded | Timeout
+    reason: str  # Complete | ProgressDeadlineExceeded | Timeout | Closed
     revision: str
     duration_s: float  # until the new pods are available and the old ones deleted
     drained_s: float  # until every old process has exited too
