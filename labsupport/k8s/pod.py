@@ -43,6 +43,7 @@ class Pod:
         name: str,
         spec: PodSpec,
         *,
+        time_scale: float = 0.1,
         timing: ev.Timing | None = None,
         events: ev.EventLog | None = None,
         on_event: Callable | None = None,
@@ -50,7 +51,7 @@ class Pod:
         revision: str = "",
     ):
         self.name, self.spec, self.revision = name, spec, revision
-        self.timing = timing or ev.Timing()
+        self.timing = timing or ev.Timing(time_scale=time_scale)
         self.event_log = events or ev.EventLog()
         if on_event:
             self.event_log.subscribe(on_event)
