@@ -89,6 +89,8 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._requests: dict[str, Request] = {}
+        self._adds_posted = 0  # requests handed in but not yet seen by the engine thread
+        self._adds_applied = 0
         self.counters = EngineCounters()
         self.scheduler = Scheduler(
             kv.allocator,
@@ -150,6 +152,7 @@ class Engine:
         req.sink = sink
         if params.seed is not None:
             req.generator = torch.Generator(device=self.device).manual_seed(params.seed)
+        self._adds_posted += 1
         self._post(("add", req))
         return req.request_id
 
@@ -193,7 +196,7 @@ class Engine:
             loop_count=self.loop_count,
             last_loop_age_s=None if self.last_loop_s is None else now - self.last_loop_s,
             num_running=len(self.scheduler.running),
-            num_waiting=len(self.scheduler.waiting) + self._inbox.qsize(),
+            num_waiting=len(self.scheduler.waiting) + self._adds_posted - self._adds_applied,
             alive=self.is_alive(),
         )
 
@@ -280,6 +283,7 @@ class Engine:
             except queue.Empty:
                 return
             if kind == "add":
+                self._adds_applied += 1
                 arg.arrival_s = time.monotonic()
                 self._requests[arg.request_id] = arg
                 self.scheduler.add(arg)

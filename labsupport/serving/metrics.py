@@ -16,6 +16,7 @@ Names as in vLLM V1 (`vllm/v1/metrics/loggers.py`): `vllm:num_requests_running`,
 `vllm:generation_tokens_total`, `vllm:num_preemptions_total`, `vllm:request_success_total`,
 `vllm:time_to_first_token_seconds`, `vllm:inter_token_latency_seconds`,
 `vllm:e2e_request_latency_seconds`, `vllm:request_queue_time_seconds`. Ours carry `srelab:`.
+`metric_value(text, name, **labels)` reads one back from any server's /metrics text.
 """
 
 from __future__ import annotations
@@ -160,6 +161,8 @@ class ServingMetrics:
             "srelab:rejected_requests", "Completion requests answered with an error status.",
             ["status"], registry=r,
         )  # fmt: skip
+        for status in ("400", "404", "413", "503"):
+            self.rejected.labels(status)  # present at 0 from the start, so rates work
         self.fault_active = Gauge(
             "srelab:fault_active",
             "Injected faults switched on (1) or off (0).",
@@ -183,3 +186,19 @@ class ServingMetrics:
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def metric_value(text: str, name: str, **labels: str) -> float | None:
+    """Sum of the samples called `name` whose labels include `labels`, in Prometheus text.
+
+    Works on any server's /metrics (ours or vLLM's); None when there is no such sample.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total, seen = 0.0, False
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+                seen = True
+    return total if seen else None

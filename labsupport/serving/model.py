@@ -83,11 +83,13 @@ class TinyLM(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos_emb = nn.Embedding(cfg.max_model_len, cfg.d_model)
-        self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
-        self.ln_f = nn.LayerNorm(cfg.d_model)
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        # torch's default initialisers draw from the global RNG; leave it as we found it
+        with torch.random.fork_rng(devices=[]):
+            self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+            self.pos_emb = nn.Embedding(cfg.max_model_len, cfg.d_model)
+            self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
+            self.ln_f = nn.LayerNorm(cfg.d_model)
+            self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
 
     @torch.no_grad()
     def init_weights(self, seed: int = 0) -> TinyLM:

@@ -106,16 +106,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    import torch
-
-    from labsupport.serving.engine import Engine, EngineConfig
     from labsupport.serving.faults import FaultController
-    from labsupport.serving.kv_cache import PagedKVCache
-    from labsupport.serving.model import ModelConfig, Tokenizer
-    from labsupport.serving.server import ServerState
     from labsupport.serving.shutdown import resolve_handler
-    from labsupport.serving.weights import ephemeral_checkpoint, load_model, persistent_checkpoint
 
+    # Bad options fail before the slow imports and the weights load.
     try:
         faults = FaultController.from_specs(args.fault)
         handler = resolve_handler(args.sigterm_handler)
@@ -125,6 +119,14 @@ def _run(args) -> int:
     if args.num_kv_blocks * args.block_size < args.max_model_len:
         print("error: the KV cache must hold at least one max-length request", file=sys.stderr)
         return 2
+
+    import torch
+
+    from labsupport.serving.engine import Engine, EngineConfig
+    from labsupport.serving.kv_cache import PagedKVCache
+    from labsupport.serving.model import ModelConfig, Tokenizer
+    from labsupport.serving.server import ServerState
+    from labsupport.serving.weights import ephemeral_checkpoint, load_model, persistent_checkpoint
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -155,6 +157,10 @@ def _run(args) -> int:
     timings.warmup_s = time.perf_counter() - t0
     phases = timings.as_dict()
     if faults.is_active("slow_start"):
+        print(
+            f"slow_start: loaded, sleeping {faults.value('slow_start')} s before binding",
+            flush=True,
+        )
         time.sleep(faults.value("slow_start"))  # the fault: a start-up that takes this much longer
         phases["slow_start_s"] = faults.value("slow_start")
         phases["total_s"] += phases["slow_start_s"]
@@ -164,7 +170,9 @@ def _run(args) -> int:
     state.padding = padding  # the padding "weights" stay resident, as weights do
     state.metrics.startup_phases = {k[:-2]: v for k, v in phases.items() if k.endswith("_s")}
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP; without
+    # it a JSON response (headers, then body) waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -203,7 +211,6 @@ async def _serve(state, sock: socket.socket, args, handler) -> None:
     loop = asyncio.get_running_loop()
     shutdown = ShutdownController(state, server, handler, args.shutdown_timeout)
     shutdown.install(loop)
-    state.faults.attach_loop(loop)
     state.engine.start()
 
     async def announce() -> None:
@@ -212,6 +219,7 @@ async def _serve(state, sock: socket.socket, args, handler) -> None:
         host, port = sock.getsockname()[:2]
         host = f"[{host}]" if ":" in host else host
         print(f"listening on http://{host}:{port}", flush=True)
+        state.faults.attach_loop(loop)  # loop-bound faults start once the server is up
 
     announcer = loop.create_task(announce())
     try:
