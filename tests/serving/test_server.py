@@ -85,12 +85,20 @@ def test_bad_requests_get_openai_errors(srv, content, status, param):
 def test_metrics_endpoint(srv):
     r = srv.client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    for name in ("vllm:num_requests_running", "vllm:num_requests_waiting",
-                 "vllm:kv_cache_usage_perc", "vllm:prompt_tokens_total",
-                 "vllm:generation_tokens_total", "vllm:time_to_first_token_seconds_bucket",
-                 "vllm:inter_token_latency_seconds_bucket", "vllm:e2e_request_latency_seconds_bucket",
-                 "srelab:wasted_decode_steps_total", "srelab:engine_steps_total",
-                 "srelab:startup_phase_seconds"):  # fmt: skip
+    names = [
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:kv_cache_usage_perc",
+        "vllm:prompt_tokens_total",
+        "vllm:generation_tokens_total",
+        "vllm:time_to_first_token_seconds_bucket",
+        "vllm:inter_token_latency_seconds_bucket",
+        "vllm:e2e_request_latency_seconds_bucket",
+        "srelab:wasted_decode_steps_total",
+        "srelab:engine_steps_total",
+        "srelab:startup_phase_seconds",
+    ]
+    for name in names:
         assert f"\n{name}" in r.text, name
 
 
