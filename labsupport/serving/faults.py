@@ -45,6 +45,11 @@ FAULTS: dict[str, FaultSpec] = {
             "abort_on_sigterm", None, "on SIGTERM abort in-flight requests, whatever the handler"
         ),
         FaultSpec("leak_kv_on_abort", None, "aborted requests never give their KV blocks back"),
+        FaultSpec(
+            "no_input_validation",
+            None,
+            "token ids reach the model unchecked (an id >= vocab kills the engine for good)",
+        ),
     ]
 }
 

@@ -127,6 +127,7 @@ def _run(args) -> int:
     from labsupport.serving.model import ModelConfig, Tokenizer
     from labsupport.serving.server import ServerState
     from labsupport.serving.weights import ephemeral_checkpoint, load_model, persistent_checkpoint
+
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -61,8 +62,6 @@ def read_tokens(client: httpx.Client, base_url: str, n: int, **body) -> tuple[st
         assert r.status_code == 200
         for line in r.iter_lines():
             if line.startswith("data: {"):
-                import json
-
                 event = json.loads(line[6:])
                 rid = event["id"]
                 texts.append(event["choices"][0]["text"])
