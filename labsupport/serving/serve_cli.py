@@ -168,7 +168,7 @@ def _run(args) -> int:
     print("startup " + json.dumps(phases), flush=True)
 
     state = ServerState(engine, faults=faults, model_name=args.model_name)
-    state.padding = padding  # the padding "weights" stay resident, as weights do
+    state.resident = padding  # the padding "weights" stay resident, as weights do
     state.metrics.startup_phases = {k[:-2]: v for k, v in phases.items() if k.endswith("_s")}
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP; without

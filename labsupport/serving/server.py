@@ -59,6 +59,7 @@ class ServerState:
             engine, model_name=model_name, in_flight=lambda: self.in_flight
         )
         self.handles: set[RequestHandle] = set()
+        self.resident: list = []  # tensors kept alive with the server (the padding "weights")
         self._idle: asyncio.Event | None = None
         faults.on_change = lambda name, on: self.metrics.fault_active.labels(name).set(int(on))
         for name in faults.active():
