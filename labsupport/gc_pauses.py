@@ -70,13 +70,16 @@ class PauseLog:
     """Record every collection through `gc.callbacks` (a context manager; arrays, not objects).
 
     Storage is `array`: appending a float to it allocates no GC-tracked object, so recording
-    pauses does not make them longer.
+    pauses does not make them longer. probe: an optional `() -> int` read after every
+    collection (e.g. how many requests are still alive), see `probed()`.
     """
 
-    def __init__(self, clock=None):
+    def __init__(self, clock=None, probe=None):
         import time
 
         self._clock = clock or time.perf_counter
+        self._probe = probe
+        self.probe_values = array("q")
         self.generation = array("b")
         self.start = array("d")
         self.duration = array("d")
@@ -92,6 +95,8 @@ class PauseLog:
             self.start.append(self._t0)
             self.generation.append(info["generation"])
             self.collected.append(info["collected"])
+            if self._probe is not None:
+                self.probe_values.append(self._probe())
 
     def __enter__(self) -> PauseLog:
         gc.callbacks.append(self._cb)
@@ -103,6 +108,19 @@ class PauseLog:
 
     def __len__(self) -> int:
         return len(self.start)
+
+    def probed(
+        self, generation: int, *, origin: float = 0.0, since_s: float = -1e18, until_s: float = 1e18
+    ) -> np.ndarray:
+        """(end time relative to origin, probe value) after each collection of `generation`."""
+        rows = [
+            (s + d - origin, v)
+            for g, s, d, v in zip(
+                self.generation, self.start, self.duration, self.probe_values, strict=True
+            )
+            if g == generation and since_s <= s - origin <= until_s
+        ]
+        return np.array(rows, dtype=np.float64).reshape(-1, 2)
 
     def pauses(
         self, *, origin: float = 0.0, since_s: float | None = None, until_s: float | None = None
@@ -181,6 +199,7 @@ class ArmResult:
     itl_ms: np.ndarray
     pauses: list[Pause]
     samples: MemorySamples
+    live_after_full: np.ndarray  # (end s, live requests) after each gen-2 collection in window
     window_s: float
     heap_tracked_objects: int  # tracked objects after start-up (heap + torch + interpreter)
     full_gc_ms_at_start: float  # one gc.collect() of that heap, timed before warm-up
@@ -224,18 +243,21 @@ class ArmResult:
 
     @property
     def leak_fraction(self) -> float:
-        """Share of arriving requests never freed: growth of the peak of live request objects
-        from the window's first half to its second, over the arrivals in half a window.
+        """Share of requests never freed: growth of the live request objects per arrival.
 
-        About 1.0 when every request leaks (each one adds a live object for good), about 0 when
-        collections keep up (each half holds whole collection cycles, so the peaks match).
+        Measured between the first and the last full collection of the window, right after
+        each, when only live requests remain (~0 when collections keep up, whatever their
+        rhythm); with fewer than two full collections, between the window's start and its end
+        (~1.0 when every request leaks).
         """
-        t, live = self.samples.t_s, self.samples.live_requests
-        half = self.window_s / 2
-        first, second = live[t < half], live[t >= half]
-        if not first.size or not second.size or not self.requests_arrived:
-            return float("nan")
-        return float(second.max() - first.max()) / (self.requests_arrived / 2)
+        marks = self.live_after_full
+        if len(marks) >= 2:
+            (t0, live0), (t1, live1) = marks[0], marks[-1]
+        else:
+            t0, t1 = self.samples.t_s[0], self.samples.t_s[-1]
+            live0, live1 = self.samples.live_requests[0], self.samples.live_requests[-1]
+        arrived = sum(t0 < r.arrival_s <= t1 for r in self.requests)
+        return float(live1 - live0) / max(1, arrived)
 
     def summary(self) -> dict:
         """The headline numbers, JSON-ready."""
@@ -277,79 +299,6 @@ def memory_problems(arm: ArmResult) -> list[str]:
     return problems
 
 
-@dataclass(frozen=True)
-class PortableFunction:
-    """A function defined in a notebook, sent to a fresh process: its code, modules, constants.
-
-    Pickle sends functions by name, and a notebook's `__main__` does not exist in the child.
-    This sends the compiled code instead; `load()` rebuilds the function there.
-    """
-
-    name: str
-    code: bytes
-    refs: tuple  # (global name, module name, attribute path or "") for modules and functions
-    constants: tuple  # (global name, value) for plain values the function reads
-    defaults: tuple | None
-
-    def load(self):
-        import builtins
-        import importlib
-        import marshal
-        import types
-
-        env: dict = {"__builtins__": builtins, "__name__": "__notebook__"}
-        for name, module, attr in self.refs:
-            obj = importlib.import_module(module)
-            for part in filter(None, attr.split(".")):
-                obj = getattr(obj, part)
-            env[name] = obj
-        env.update(self.constants)
-        return types.FunctionType(marshal.loads(self.code), env, self.name, self.defaults)
-
-
-def _names(code) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if hasattr(const, "co_names"):
-            names |= _names(const)
-    return names
-
-
-def portable(fn) -> PortableFunction:
-    """Make `fn` (no closures; it may use modules, imported functions and constants) portable."""
-    import marshal
-    import types
-
-    if fn.__closure__:
-        raise ValueError(
-            f"{fn.__name__} uses variables of an enclosing function: define it at top level"
-        )
-    refs, constants = [], []
-    for name in sorted(_names(fn.__code__) & fn.__globals__.keys()):
-        value = fn.__globals__[name]
-        if isinstance(value, types.ModuleType):
-            refs.append((name, value.__name__, ""))
-        elif isinstance(value, (int, float, str, bytes, bool, tuple, type(None))):
-            constants.append((name, value))
-        elif getattr(value, "__module__", "__main__") not in ("__main__", None):
-            refs.append((name, value.__module__, value.__qualname__))
-    return PortableFunction(
-        fn.__name__, marshal.dumps(fn.__code__), tuple(refs), tuple(constants), fn.__defaults__
-    )
-
-
-def _sendable(hook):
-    """What can cross to the child: refs and strings as they are, functions made portable."""
-    if isinstance(hook, (list, tuple)):
-        return tuple(_sendable(h) for h in hook)
-    if hook is None or isinstance(hook, str) or hasattr(hook, "load") or not callable(hook):
-        return hook
-    module = getattr(hook, "__module__", "__main__")
-    if module != "__main__" and "<locals>" not in hook.__qualname__:
-        return f"{module}:{hook.__qualname__}"
-    return portable(hook)
-
-
 class ArmFailed(RuntimeError):
     """An arm's process failed (the after_warmup raised, crashed or timed out)."""
 
@@ -362,7 +311,7 @@ def run_arm(
     after_warmup: for `fixed`: a function (one defined in a notebook is sent by its code), a
     ref with .load() (the grader's), "module:function", or a tuple of these, called in order.
     """
-    from labsupport import isolate
+    from labsupport import isolate, portable
 
     if arm not in ARMS:
         raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
@@ -374,7 +323,7 @@ def run_arm(
         raise ValueError("the fixed arm needs an after_warmup")
     cfg = config or LoopConfig()
     limit = timeout_s or 60 + 3 * (cfg.warmup_s + cfg.duration_s)
-    hook = _sendable(after_warmup)
+    hook = portable.sendable(after_warmup)
     r = isolate.run_function("labsupport.token_loop:serve", arm, hook, cfg, timeout_s=limit)
     if not r.ok:
         raise ArmFailed(f"the {arm} arm failed: {r.error}")

@@ -344,7 +344,7 @@ def _serve(arm: str, hook, cfg: LoopConfig, dev: str) -> ArmResult:
     gc.collect()
     full_gc_ms = (time.perf_counter() - t) * 1e3
     heap_tracked = _tracked_objects()
-    log = PauseLog()
+    log = PauseLog(probe=lambda: Request.live)
     with log:
         warm = _schedule(cfg, cfg.warmup_s, cfg.seed + 1)
         engine.run_phase(*warm, measured=False, clock_origin=time.perf_counter())
@@ -369,6 +369,7 @@ def _serve(arm: str, hook, cfg: LoopConfig, dev: str) -> ArmResult:
         itl_ms=np.frombuffer(itl, dtype=np.float64) * 1e3,
         pauses=log.pauses(origin=origin, since_s=0.0, until_s=end_s),
         samples=samples.freeze(),
+        live_after_full=log.probed(2, origin=origin, since_s=0.0, until_s=end_s),
         window_s=end_s,
         heap_tracked_objects=heap_tracked,
         full_gc_ms_at_start=full_gc_ms,

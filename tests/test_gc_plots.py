@@ -23,6 +23,7 @@ def _arm(name: str) -> gc_pauses.ArmResult:
         itl_ms=np.full(100, 6.0),
         pauses=[gc_pauses.Pause(2, 1.0, 150.0, 10), gc_pauses.Pause(0, 2.0, 0.1, 0)],
         samples=samples,
+        live_after_full=np.zeros((0, 2)),
         window_s=5.0,
         heap_tracked_objects=1,
         full_gc_ms_at_start=1.0,
