@@ -37,6 +37,11 @@ def _post(pod: Pod, path: str) -> None:
     urllib.request.urlopen(f"http://127.0.0.1:{pod.port}{path}", data=b"", timeout=5).read()
 
 
+def _serving(pod: Pod) -> bool:
+    """The demo server has installed its SIGTERM handler and bound its port."""
+    return "listening on" in pod.logs()
+
+
 class Recorder:
     """Every event occurrence with its time, as a notebook's live display would see it."""
 
@@ -157,11 +162,17 @@ def test_liveness_only_kills_a_slow_starter(no_leftovers):
 
 def test_undersized_startup_probe_kills_with_its_own_grace_period(no_leftovers):
     rec = Recorder()
+    # 1 s + 3 x 0.1 s of budget for a 3 s load; the initial delay lets the interpreter install
+    # its SIGTERM handler first, so the kill has to wait for the grace period
     too_short = Probe(
-        TCPSocket(8000), period_seconds=1, failure_threshold=3, termination_grace_period_seconds=1
+        TCPSocket(8000),
+        initial_delay_seconds=10,
+        period_seconds=1,
+        failure_threshold=3,
+        termination_grace_period_seconds=1,
     )
     spec = PodSpec(
-        [*SERVER, "--start-delay-s", "1.5", "--on-sigterm", "ignore"],
+        [*SERVER, "--start-delay-s", "3", "--on-sigterm", "ignore"],
         ports=[Port(8000)],
         startup_probe=too_short,
         termination_grace_period_seconds=30,
@@ -200,8 +211,7 @@ def test_termination_prestop_counts_against_grace(no_leftovers):
         termination_grace_period_seconds=5,
     )
     with Pod("term-0", spec, timing=FAST, on_event=rec) as pod:
-        assert pod.wait_for(lambda p: p.state == "Running", 10)
-        time.sleep(0.3)
+        assert pod.wait_for(_serving, 10)
         pod.delete()
         assert pod.status == "Terminating" and not pod.ready
         assert pod.done.wait(5)
@@ -222,7 +232,7 @@ def test_prestop_longer_than_grace_gets_the_2s_extension(no_leftovers):
         termination_grace_period_seconds=5,
     )
     with Pod("term-1", spec, timing=FAST, on_event=rec) as pod:
-        assert pod.wait_for(lambda p: p.state == "Running", 10)
+        assert pod.wait_for(_serving, 10)
         pod.delete()
         assert pod.done.wait(5)
     t_kill = rec.times("Killing")[0]
@@ -246,8 +256,7 @@ def test_draining_server_exits_cleanly_and_exec_prestop_sees_env(no_leftovers):
         termination_grace_period_seconds=30,
     )
     with Pod("drain-0", spec, timing=FAST) as pod:
-        assert pod.wait_for(lambda p: p.state == "Running", 10)
-        time.sleep(0.4)
+        assert pod.wait_for(_serving, 10)
         pod.delete()
         assert pod.done.wait(5)
         assert pod.last_state.exit_code == 0 and pod.status == "Completed"
