@@ -87,7 +87,9 @@ def test_client_disconnect_reaches_the_server(servers):
         sock.settimeout(5)
         received = b""
         while b"data: 0" not in received:  # headers and chunks may come in separate segments
-            received += sock.recv(4096)
+            chunk = sock.recv(4096)
+            assert chunk, f"the stream ended early: {received!r}"
+            received += chunk
         sock.close()  # the client goes away mid-stream
         deadline = time.monotonic() + 3
         while _stats(backend)["disconnected"] == before and time.monotonic() < deadline:
