@@ -6,8 +6,13 @@ from labsupport import cli, labs
 
 
 def srelab(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "labsupport.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=labs.REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "labsupport.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=labs.REPO_ROOT,
+    )
 
 
 def test_list_shows_every_lab(capsys):
@@ -47,3 +52,48 @@ def test_check_on_a_broken_notebook_exits_nonzero_with_a_report(tmp_path):
     data = json.loads(report.read_text())
     assert data["passed"] is False and data["environment"]["torch"]
     assert all(c["outcome"] == "failed" for c in data["checks"])
+
+
+def test_srelab_serve_answers_and_leaves_nothing_on_sigterm():
+    import signal
+    import time
+
+    import httpx
+    import psutil
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labsupport.cli", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=labs.REPO_ROOT,
+    )
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if "listening on " in line:
+                url = line.split("listening on ", 1)[1].strip()
+        assert url, "srelab serve never printed its address"
+        assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+        body = {"prompt": "hello", "max_tokens": 4, "stream": True}
+        with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=30) as r:
+            chunks = [ln for ln in r.iter_lines() if ln.startswith("data: ")]
+        assert chunks[-1] == "data: [DONE]" and len(chunks) >= 2
+        assert "vllm:num_requests_running" in httpx.get(f"{url}/metrics", timeout=10).text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        port = int(url.rsplit(":", 1)[1])
+        assert not [
+            c
+            for c in psutil.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        ]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
