@@ -327,12 +327,15 @@ def serve(arm: str, after_warmup, cfg: LoopConfig) -> ArmResult:
 
     hook = _resolve_hook(after_warmup)  # load learner code before anything is measured
     dev = pick_device(cfg)
-    threads = torch.get_num_threads()
+    threads, thresholds = torch.get_num_threads(), gc.get_threshold()
     torch.set_num_threads(1)  # the loop owns one core; more threads only add noise here
+    if cfg.gc_thresholds is not None:
+        gc.set_threshold(*cfg.gc_thresholds)
     try:
         return _serve(arm, hook, cfg, dev)
-    finally:
+    finally:  # what a fresh process does not need, an in-process caller does
         torch.set_num_threads(threads)
+        gc.set_threshold(*thresholds)
 
 
 def _serve(arm: str, hook, cfg: LoopConfig, dev: str) -> ArmResult:
