@@ -116,6 +116,7 @@ def serve_subprocess(
     startup_timeout_s: float = 60.0,
     stop_timeout_s: float = 10.0,
     sigterm_handler=None,
+    stream_handler=None,
     env: dict | None = None,
     echo: bool = False,
 ) -> Iterator[ServerProcess]:
@@ -123,7 +124,10 @@ def serve_subprocess(
 
     `sigterm_handler`: a picklable callable or reference (e.g. `lab.ref("on_sigterm")`), or a
     spec string (`drain`, `module:function`), passed to the child's `--sigterm-handler`.
+    `stream_handler`: the same kinds, or a function defined in a notebook (sent by code with
+    `labsupport.portable`), passed to `--stream-handler`.
     """
+    from labsupport.portable import sendable
     from labsupport.serving.shutdown import encode_handler
 
     extra = []
@@ -132,6 +136,9 @@ def serve_subprocess(
             sigterm_handler if isinstance(sigterm_handler, str) else encode_handler(sigterm_handler)
         )
         extra = ["--sigterm-handler", spec]
+    if stream_handler is not None:
+        sent = sendable(stream_handler)
+        extra += ["--stream-handler", sent if isinstance(sent, str) else encode_handler(sent)]
     proc = subprocess.Popen(
         server_command(*args, *extra),
         stdout=subprocess.PIPE,

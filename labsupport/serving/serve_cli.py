@@ -9,7 +9,9 @@ sees "connection refused" while loading. `--port 0` picks a free port; the `list
 tells a parent which. SIGTERM runs the shutdown handler (`--shutdown-timeout 0`, vLLM's
 default: abort in-flight requests; `> 0`: drain for up to that many seconds;
 `--sigterm-handler module:function` for your own), then the process exits leaving no thread,
-socket or file behind. SIGINT (Ctrl-C) aborts at once. SIGUSR1 dumps every thread's stack to
+socket or file behind. `--stream-handler module:function` streams every response through your
+async generator (`fn(handle)`, see `server`), which then owns cancellation on disconnect.
+SIGINT (Ctrl-C) aborts at once. SIGUSR1 dumps every thread's stack to
 stderr (faulthandler), for when py-spy is not allowed.
 """
 
@@ -73,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="abort | drain | module:function | pickle:BASE64 (gets a ShutdownContext)",
     )
     p.add_argument(
+        "--stream-handler",
+        default=None,
+        help="module:function | pickle:BASE64: an async generator fn(handle) of TokenOutputs "
+        "that every stream iterates; it must abort the request when its client leaves",
+    )
+    p.add_argument(
         "--torch-threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
     )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
@@ -113,6 +121,7 @@ def _run(args) -> int:
     try:
         faults = FaultController.from_specs(args.fault)
         handler = resolve_handler(args.sigterm_handler)
+        stream_handler = resolve_handler(args.stream_handler)
     except (ValueError, ImportError, AttributeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -167,7 +176,9 @@ def _run(args) -> int:
         phases["total_s"] += phases["slow_start_s"]
     print("startup " + json.dumps(phases), flush=True)
 
-    state = ServerState(engine, faults=faults, model_name=args.model_name)
+    state = ServerState(
+        engine, faults=faults, model_name=args.model_name, stream_handler=stream_handler
+    )
     state.resident = padding  # the padding "weights" stay resident, as weights do
     state.metrics.startup_phases = {k[:-2]: v for k, v in phases.items() if k.endswith("_s")}
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET

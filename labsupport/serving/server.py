@@ -17,6 +17,12 @@ Cancellation: when a client goes away, its request is aborted and its KV blocks 
 streams, Starlette's StreamingResponse notices the ASGI `http.disconnect` and cancels the body
 iterator; for plain requests the handler races the work against a disconnect listener, as vLLM's
 `with_cancellation` does. The `no_cancel_on_disconnect` fault skips the abort (the bug of lab 286).
+
+Stream handler (lab 286): `ServerState(..., stream_handler=fn)` (`srelab serve --stream-handler`)
+makes every stream iterate `fn(handle)`, an async generator of the handle's `TokenOutput`s, as
+vLLM's server iterates `AsyncLLM.generate()`; the server then never aborts on disconnect itself:
+cancelling is the handler's job. A client that leaves cancels it (`CancelledError` at its
+`await`) or, when it was between tokens, closes it (`GeneratorExit` at its `yield`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import uuid
 
 from fastapi import FastAPI, Request
@@ -43,12 +50,22 @@ from labsupport.serving.protocol import (
 )
 from labsupport.serving.requests import EngineDeadError, RequestHandle
 
+log = logging.getLogger("srelab.server")
+
 
 class ServerState:
     """Everything the routes share: engine, faults, metrics, in-flight requests, readiness."""
 
-    def __init__(self, engine, *, faults: FaultController, model_name: str = "srelab-tiny"):
+    def __init__(
+        self,
+        engine,
+        *,
+        faults: FaultController,
+        model_name: str = "srelab-tiny",
+        stream_handler=None,
+    ):
         self.engine = engine
+        self.stream_handler = stream_handler  # handle -> async iterator of TokenOutput (lab 286)
         self.tokenizer = engine.tokenizer
         self.faults = faults
         self.model_name = model_name
@@ -77,20 +94,25 @@ class ServerState:
         self.handles.add(handle)
         self._idle_event().clear()
 
-    def end(self, handle: RequestHandle) -> None:
-        """The HTTP side of a request is over; if it did not finish, its client is gone."""
+    def end(self, handle: RequestHandle, *, completed: bool | None = None) -> None:
+        """The HTTP side of a request is over; if it did not finish, its client is gone.
+
+        completed: whether the client got the response's last event (streams say so; default:
+        whether the engine finished the request).
+        """
         if handle not in self.handles:
             return
         self.handles.discard(handle)
         self.in_flight -= 1
         if self.in_flight == 0:
             self._idle_event().set()
-        if not handle.finished:
+        if not (handle.finished if completed is None else completed):
             self.metrics.client_disconnects.inc()
             handle.mark_client_gone()
-            if not self.faults.is_active("no_cancel_on_disconnect"):
+            if self.stream_handler is None and not self.faults.is_active("no_cancel_on_disconnect"):
                 handle.abort()
-            # else: BUG (lab 286, on purpose): the engine generates on, for nobody
+            # else: a stream handler owns cancellation; with the fault (lab 286, on purpose)
+            # the engine generates on, for nobody
 
     async def wait_idle(self, timeout_s: float | None = None) -> bool:
         with contextlib.suppress(asyncio.TimeoutError):
@@ -123,22 +145,57 @@ class _TrackedStream(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._on_close()
+            try:  # a body left between two events is closed now (GeneratorExit), not at GC
+                await self.body_iterator.aclose()
+            finally:
+                self._on_close()
 
 
-async def _events(state: ServerState, handle: RequestHandle, req: ValidatedRequest):
+def _outputs(state: ServerState, handle: RequestHandle):
+    if state.stream_handler is None:
+        return handle.stream()
+    outputs = state.stream_handler(handle)
+    if not hasattr(outputs, "__aiter__"):
+        if hasattr(outputs, "close"):
+            outputs.close()  # e.g. a coroutine: `async def` without `yield`
+        raise TypeError(
+            f"the stream handler returned {type(outputs).__name__}, not an async "
+            "iterator: write it as an async generator (async def ... yield)"
+        )
+    return outputs
+
+
+async def _events(state: ServerState, handle: RequestHandle, req: ValidatedRequest, done: list):
+    """The SSE body; appends to `done` once the client has the last event."""
     rid, model, n_out = handle.request_id, state.model_name, 0
-    async for out in handle.stream():
-        if out.token_id is not None:
-            n_out = out.num_output_tokens
-            yield sse(chunk_body(rid, model, out.text, out.finish_reason if out.finished else None))
-        if out.finished and out.finish_reason in ("abort", "error"):
-            status = 503 if out.finish_reason == "abort" else 500
-            yield sse(ApiError(status, f"Request {out.finish_reason}ed by the server.").body())
-            return  # no [DONE]: the client must see this stream as cut short
+    outputs = None
+    try:
+        outputs = _outputs(state, handle)
+        async for out in outputs:
+            if out.token_id is not None:
+                n_out = out.num_output_tokens
+                finish = out.finish_reason if out.finished else None
+                yield sse(chunk_body(rid, model, out.text, finish))
+            if out.finished and out.finish_reason in ("abort", "error"):
+                status = 503 if out.finish_reason == "abort" else 500
+                yield sse(ApiError(status, f"Request {out.finish_reason}ed by the server.").body())
+                done.append(True)
+                return  # no [DONE]: the client must see this stream as cut short
+    except Exception:
+        if state.stream_handler is None:
+            raise
+        log.exception("stream handler failed")
+        handle.abort()
+        yield sse(ApiError(500, "The stream handler failed.").body())
+        done.append(True)
+        return
+    finally:
+        if state.stream_handler is not None and hasattr(outputs, "aclose"):
+            await outputs.aclose()
     if req.include_usage:
         yield sse(usage_chunk(rid, model, len(req.prompt_ids), n_out))
     yield SSE_DONE
+    done.append(True)
 
 
 async def _listen_for_disconnect(request: Request) -> None:
@@ -197,7 +254,11 @@ def create_app(state: ServerState) -> FastAPI:
             return _error(ApiError(400, str(exc)), state)
         state.begin(handle)
         if req.stream:
-            return _TrackedStream(_events(state, handle, req), on_close=lambda: state.end(handle))
+            done: list[bool] = []
+            return _TrackedStream(
+                _events(state, handle, req, done),
+                on_close=lambda: state.end(handle, completed=bool(done)),
+            )
         return await _complete(state, request, handle, req)
 
     @app.get("/v1/models")
