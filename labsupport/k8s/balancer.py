@@ -13,6 +13,8 @@ as they arrive in both directions (TCP_NODELAY, no buffering), so a streamed res
 A client's half-close is passed on upstream, a client reset or vanished client resets the
 upstream connection, so the server sees the disconnect. No endpoint, or an endpoint that
 refuses: the client's connection is reset (no retry, like iptables/IPVS).
+`connection_log` keeps the last connections (client address, pod, time, outcome), like a
+gateway's access log: which pod got the connection a client opened from a given port.
 """
 
 from __future__ import annotations
@@ -22,6 +24,20 @@ import collections
 import socket
 import struct
 import threading
+import time
+from dataclasses import dataclass
+
+LOG_CONNECTIONS = 20_000
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One accepted client connection: who, to which pod, when, and whether it was proxied."""
+
+    client: tuple  # the client's (host, port), as the balancer saw it
+    backend: str | None  # pod name; None when there was no endpoint
+    opened_at: float  # time.time() at accept
+    outcome: str  # proxied | no_endpoint | connect_failed
 
 
 class Balancer:
@@ -43,6 +59,7 @@ class Balancer:
         self.active: collections.Counter = collections.Counter()
         self.connect_failures: collections.Counter = collections.Counter()
         self.no_endpoint = 0
+        self.connection_log: collections.deque = collections.deque(maxlen=LOG_CONNECTIONS)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._writers: set = set()
@@ -136,8 +153,10 @@ class Balancer:
     async def _handle(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter):
         self._writers.add(cwriter)
         backend = self._pick()
+        peer, now = cwriter.get_extra_info("peername"), time.time()
         if backend is None:
             self.no_endpoint += 1
+            self.connection_log.append(Connection(peer, None, now, "no_endpoint"))
             _reset(cwriter)
             self._writers.discard(cwriter)
             return
@@ -148,6 +167,7 @@ class Balancer:
             )
         except (OSError, asyncio.TimeoutError):
             self.connect_failures[name] += 1
+            self.connection_log.append(Connection(peer, name, now, "connect_failed"))
             _reset(cwriter)
             self._writers.discard(cwriter)
             return
@@ -157,6 +177,7 @@ class Balancer:
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connections[name] += 1
+        self.connection_log.append(Connection(peer, name, now, "proxied"))
         self.active[name] += 1
         up = asyncio.ensure_future(_pipe(creader, uwriter))
         down = asyncio.ensure_future(_pipe(ureader, cwriter))

@@ -63,6 +63,24 @@ def test_no_endpoints_resets_the_connection(servers):
         assert lb.no_endpoint == 1
 
 
+def test_connection_log_names_the_pod_of_each_client_port(servers):
+    with Balancer() as lb:
+        lb.set_backends(servers)
+        seen = {}
+        for _ in range(4):
+            with socket.create_connection(("127.0.0.1", lb.port), timeout=5) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answer = b"".join(iter(lambda: s.recv(4096), b"")).decode()
+                seen[s.getsockname()[1]] = answer.split("hello from ")[1].split()[0]
+        lb.set_backends([])
+        with pytest.raises(httpx.TransportError):
+            httpx.get(lb.url + "/", timeout=5)
+        log = list(lb.connection_log)
+        assert {c.client[1]: c.backend for c in log if c.outcome == "proxied"} == seen
+        assert log[-1].backend is None and log[-1].outcome == "no_endpoint"
+        assert all(c.opened_at <= time.time() for c in log)
+
+
 def test_streams_are_not_buffered(servers):
     with Balancer() as lb:
         lb.set_backends(servers[:1])
