@@ -174,8 +174,9 @@ LABS: tuple[Lab, ...] = (
         "runtime",
         "optional",
         "p99 time to first token, default GC vs freeze after warm-up",
-        minutes_cpu=2,
-        minutes_gpu=2,
+        minutes_cpu=4,
+        minutes_gpu=4,
+        min_ratio=3.0,
         done=True,
     ),
     Lab(
