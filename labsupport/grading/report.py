@@ -4,14 +4,16 @@
 >>> rows = [{"check": "fix_beats_default", "outcome": "failed", "hint": "freeze the heap",
 ...          "duration_s": 1.2}]
 >>> print(report.render_table(rows))  # doctest: +NORMALIZE_WHITESPACE
-check              result  time    hint
-fix_beats_default  FAIL    1.2 s   freeze the heap
+check              result  time
+fix_beats_default  FAIL    1.2 s
+    > freeze the heap
 """
 
 from __future__ import annotations
 
 import json
 import os
+import textwrap
 import time
 from pathlib import Path
 
@@ -99,29 +101,21 @@ def all_passed(checks: list[dict]) -> bool:
 
 
 def render_table(checks: list[dict], width: int = 100) -> str:
+    """Check, result and time per row; a failed check's hint on the lines below it."""
     label = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP", "not run": "----"}
-    rows = [("check", "result", "time", "hint")]
-    for c in checks:
+    rows = [("check", "result", "time")]
+    rows += [
+        (c["check"], label.get(c["outcome"], c["outcome"]), f"{c.get('duration_s', 0):.1f} s")
+        for c in checks
+    ]
+    w0, w1 = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+    lines = [f"{rows[0][0]:<{w0}}  {rows[0][1]:<{w1}}  {rows[0][2]}"]
+    for row, c in zip(rows[1:], checks, strict=True):
+        lines.append(f"{row[0]:<{w0}}  {row[1]:<{w1}}  {row[2]}")
         hint = c.get("hint", "") if c["outcome"] != "passed" else ""
-        rows.append(
-            (
-                c["check"],
-                label.get(c["outcome"], c["outcome"]),
-                f"{c.get('duration_s', 0):.1f} s",
-                hint,
-            )
-        )
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    w2 = max(len(r[2]) for r in rows)
-    lines = []
-    for r in rows:
-        head = f"{r[0]:<{w0}}  {r[1]:<{w1}}  {r[2]:<{w2}}  "
-        hint = r[3].replace("\n", " ")
-        room = max(20, width - len(head))
-        chunks = [hint[i : i + room] for i in range(0, len(hint), room)] or [""]
-        lines.append((head + chunks[0]).rstrip())
-        lines.extend((" " * len(head) + chunk).rstrip() for chunk in chunks[1:])
+        if hint:
+            wrapped = textwrap.wrap(" ".join(hint.split()), width=max(40, width - 6))
+            lines.extend("    > " + chunk for chunk in wrapped)
     return "\n".join(lines)
 
 
