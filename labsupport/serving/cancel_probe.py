@@ -96,11 +96,14 @@ async def _probe(engine, fn, mode: str, leave_after: int, max_tokens: int, watch
                 cancel_propagated = True
     except Exception as exc:  # the handler's own failure, reported, not raised
         error = f"{type(exc).__name__}: {exc}"
-    left_at = len(engine.request_info(handle.request_id).output_ids)
+    deadline = time.monotonic() + watch_s
+    while (req := engine.request_info(handle.request_id)) is None:  # not yet seen by the engine
+        if time.monotonic() > deadline + 5.0:
+            raise RuntimeError(f"the engine never picked up the request: {engine.dead!r}")
+        await asyncio.sleep(0.005)
+    left_at = len(req.output_ids)
     if mode != "complete":
         handle.mark_client_gone()  # as the server does once the response is over
-    deadline = time.monotonic() + watch_s
-    req = engine.request_info(handle.request_id)
     while req.finish_reason is None and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     after = len(req.output_ids) - left_at
