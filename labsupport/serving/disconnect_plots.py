@@ -12,6 +12,8 @@ work for clients that are gone. A second axis shows the KV blocks held.
 
 from __future__ import annotations
 
+from matplotlib.ticker import MaxNLocator
+
 from labsupport import plots
 
 KV_COLOUR = "#1f77b4"
@@ -40,6 +42,7 @@ def timeline(runs: dict, *, title: str = "who is the engine working for?"):
                     color=plots.NEUTRAL_COLOUR)  # fmt: skip
         ax.set_ylim(0, top * 1.15 + 0.5)
         ax.set_xlim(0, end_s)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("seconds since the first request")
         ax.set_title(f"{label}: {run.wasted_steps} steps for nobody", fontsize=10)
         ax.spines[["top"]].set_visible(False)
@@ -52,6 +55,6 @@ def timeline(runs: dict, *, title: str = "who is the engine working for?"):
     axes[0].set_ylabel("requests")
     lines, labels = axes[0].get_legend_handles_labels()
     more, more_labels = fig.axes[-1].get_legend_handles_labels()
-    axes[0].legend(lines + more, labels + more_labels, fontsize=8, loc="upper right")
+    fig.legend(lines + more, labels + more_labels, fontsize=8, loc="outside lower center", ncols=4)
     fig.suptitle(title)
     return fig

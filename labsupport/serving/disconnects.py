@@ -121,9 +121,10 @@ class DisconnectRun:
 
     def describe(self) -> str:
         return (
-            f"{self.label}: {self.disconnects} clients left, {self.wasted_steps} decode steps for "
-            f"nobody; right after the last client: {self.running_after_clients_left} requests "
-            f"running, {self.kv_blocks_after_clients_left} KV blocks held; engine busy "
+            f"{self.label}: the server saw {self.disconnects} clients leave, "
+            f"{self.wasted_steps} decode steps for nobody; right after the last client: "
+            f"{self.running_after_clients_left} requests running, "
+            f"{self.kv_blocks_after_clients_left} KV blocks held; engine busy "
             f"{self.busy_after_clients_left_s:.2f} s more; {self.generated_tokens} tokens "
             f"generated for {self.delivered_tokens} delivered "
             f"({self.generated_per_delivered:.2f} per delivered); "

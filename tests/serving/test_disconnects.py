@@ -37,7 +37,7 @@ def test_naive_handler_decodes_for_nobody():
     assert run.samples and max(s[1] for s in run.samples) >= 3
     problems = run.problems()
     assert any("still ran 3 requests" in p for p in problems), problems
-    assert "3 clients left" in run.describe()
+    assert "saw 3 clients leave" in run.describe()
 
 
 def test_cancelling_handler_leaves_no_work_behind():
