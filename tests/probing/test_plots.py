@@ -1,0 +1,35 @@
+"""The lab's figures build from hand-made results, without pyplot."""
+
+from labsupport.probing import plots
+from labsupport.probing.scenarios import PodRun
+from labsupport.probing.timeline import Verdict, View
+from labsupport.probing.verify import Comparison
+from tests.probing.test_matrix import _run
+
+
+def test_heatmap():
+    fig = plots.heatmap(_run().with_probe("x", lambda p, c: True))
+    assert len(fig.axes) == 1 and len(fig.axes[0].get_yticklabels()) == 5
+
+
+def test_pod_timeline_with_a_shadow():
+    run = PodRun("pod: x", ("wedged_engine",))
+    run.phases = {"fault": (2.0, 8.0)}
+    run.views = {
+        "pod: x": View([(0.0, False), (1.0, True)], [5.0]),
+        "classic: y": View([(0.0, True)]),
+    }
+    run.requests = [(1.5, 0.05, "ok"), (2.5, 5.0, "timeout")]
+    fig = plots.pod_timeline(run, title="t")
+    assert len(fig.axes) == 2
+
+
+def test_comparison():
+    card = {"healthy": Verdict("healthy", True, None, "-"),
+            "wedged_engine": Verdict("wedged_engine", True, 3.2, "-")}  # fmt: skip
+    before = {
+        "healthy": card["healthy"],
+        "wedged_engine": Verdict("wedged_engine", False, None, "-"),
+    }
+    fig = plots.comparison(Comparison({"incident": before, "yours": card}, fault_window_s=8.0))
+    assert len(fig.axes) == 2
