@@ -47,6 +47,7 @@ class Workload:
     prompt: str = "Write a long story about a cat."
     min_step_ms: float = 5.0  # each engine step takes at least this long, on CPU or GPU
     idle_timeout_s: float = 60.0  # how long to wait for the engine to run dry
+    abort_grace_s: float = 0.3  # the "clients left" scrape waits up to this for the engine
 
 
 @dataclass
@@ -267,7 +268,8 @@ async def _round(
             t_left = time.perf_counter()
             if via is None:  # behind a proxy the server may never learn that clients left
                 await _wait_for(client, lambda hb: hb["http_in_flight"] == 0, 10.0, "no client")
-            await asyncio.sleep(max(0.1, 5 * w.min_step_ms / 1000))  # an abort lands in a step
+            with contextlib.suppress(TimeoutError):  # aborts land at the next step boundary
+                await _wait_for(client, lambda hb: hb["pending"] == 0, w.abort_grace_s, "")
             left = (await client.get("/metrics")).text
             hb = await _wait_for(client, lambda hb: hb["pending"] == 0, w.idle_timeout_s, "idle")
             t_last_step = time.perf_counter() - (hb["last_step_age_s"] or 0.0)
