@@ -17,7 +17,7 @@
 # You will reproduce it against a real streaming server with clients that really hang up, find
 # the work done for nobody in `/metrics`, write the cancellation path the server is missing,
 # and prove the fix - then see how a proxy in front can undo it. About 20 minutes; the
-# workloads take a few seconds each, each `check()` about 40 s.
+# workloads take a few seconds each, each `check()` about 15 s.
 
 # %%
 from labsupport import device
