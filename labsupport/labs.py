@@ -141,7 +141,11 @@ LABS: tuple[Lab, ...] = (
         "Clients leave, the GPU keeps generating",
         "serving",
         "optional",
-        "decode steps wasted on disconnected clients",
+        "tokens generated per token delivered, no cancel vs cancel on disconnect",
+        minutes_cpu=1,
+        minutes_gpu=1,
+        min_ratio=5.0,
+        done=True,
     ),
     Lab(
         287,
