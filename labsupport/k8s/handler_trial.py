@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -108,9 +109,14 @@ def run_trial(handler, scenario: str, stream_ends_s, drain_timeout_s: float, lim
         except Exception as exc:  # the learner's bug, reported as a problem
             trial.error = f"{type(exc).__name__}: {exc}"
 
+    quiet = logging.getLogger("srelab.shutdown")  # ctx.log() lines: a trial is not a shutdown
+    was_disabled, quiet.disabled = quiet.disabled, True
     thread = threading.Thread(target=target, name="srelab-handler-trial", daemon=True)
-    thread.start()
-    thread.join(limit_s + 1.0)  # a handler that blocks the thread (time.sleep) is left there
+    try:
+        thread.start()
+        thread.join(limit_s + 1.0)  # a handler that blocks the thread (time.sleep) is left there
+    finally:
+        quiet.disabled = was_disabled
     trial.stopped_accepting_s = state.stopped_accepting_s
     trial.aborted = dict(state.aborted_at)
     return trial

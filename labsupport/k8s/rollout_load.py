@@ -41,8 +41,8 @@ from labsupport.k8s.traffic import RequestRecord, StreamingLoad, attach_backends
 @dataclass(frozen=True)
 class LoadConfig:
     clients: int = 6
-    min_tokens: int = 8
-    max_tokens: int = 64
+    min_tokens: int = 16
+    max_tokens: int = 96
     seed: int = 0
     warmup_requests: int = 6  # requests finished before the rollout starts
 

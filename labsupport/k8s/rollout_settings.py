@@ -1,11 +1,11 @@
 """Lab 299's manifest side: the incident's Deployment, its termination settings, their sizing.
 
     >>> from labsupport.k8s import rollout_settings as rs
-    >>> fixed = rs.manifest_with(pre_stop_s=10, grace_s=45, drain_s=30, max_unavailable=0)
+    >>> fixed = rs.manifest_with(pre_stop_s=10, grace_s=60, drain_s=40, max_unavailable=0)
     >>> rs.sizing_problems(fixed)
     []
     >>> {k: rs.settings(fixed)[k] for k in ("pre_stop_s", "drain_s", "grace_s")}
-    {'pre_stop_s': 10.0, 'drain_s': 30.0, 'grace_s': 45.0}
+    {'pre_stop_s': 10.0, 'drain_s': 40.0, 'grace_s': 60.0}
 
 Durations are manifest seconds; the lab's supervisor plays them `TIME_SCALE` times as fast.
 The drain budget is vLLM's `--shutdown-timeout` in the container args (0, vLLM's default:
@@ -27,7 +27,7 @@ from labsupport.k8s.rollout import resolve_fenceposts
 TIME_SCALE = 0.1  # real seconds per manifest second
 PROPAGATION_S = 3.0  # endpoint change -> balancer, manifest seconds
 MIN_PRE_STOP_S = PROPAGATION_S + 2.0  # the propagation plus a margin for a busy node
-MAX_STREAM_S = 20.0  # the longest a stream may take here (64 tokens, with margin for a busy CPU)
+MAX_STREAM_S = 30.0  # the longest a stream may take here (96 tokens, with margin for a busy CPU)
 STEP_MS = 20.0  # each decode step takes at least this long (stand-in for GPU time)
 
 DEFAULT_MANIFEST = """\

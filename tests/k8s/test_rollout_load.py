@@ -59,7 +59,7 @@ def test_default_rollout_loses_requests_on_old_pods_and_a_drain_loses_none():
     assert "truncated" in default.by_status and default.success_pct < 100
     t = time.perf_counter()
     fixed = rollout_load.run_rollout(
-        rs.manifest_with(pre_stop_s=10, grace_s=45, drain_s=30, max_unavailable=0), "drain"
+        rs.manifest_with(pre_stop_s=10, grace_s=60, drain_s=40, max_unavailable=0), "drain"
     )
     assert time.perf_counter() - t < 60
     assert fixed.succeeded and not fixed.failed and fixed.sigkills == 0, fixed.summary()
@@ -73,7 +73,7 @@ def test_default_rollout_loses_requests_on_old_pods_and_a_drain_loses_none():
 
 @pytest.mark.timeout(120)
 def test_max_surge_without_a_spare_gpu_stalls_the_rollout():
-    fixed = rs.manifest_with(pre_stop_s=10, grace_s=45, drain_s=30, max_unavailable=0)
+    fixed = rs.manifest_with(pre_stop_s=10, grace_s=60, drain_s=40, max_unavailable=0)
     stall = rollout_load.surge_without_spare_gpu(fixed, node_gpus=2, progress_deadline_seconds=20)
     assert not stall["succeeded"] and stall["reason"] == "ProgressDeadlineExceeded"
     assert stall["serving_pods"] == 2

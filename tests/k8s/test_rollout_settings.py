@@ -10,7 +10,7 @@ import pytest
 from labsupport.k8s import manifests
 from labsupport.k8s import rollout_settings as rs
 
-FIXED = rs.manifest_with(pre_stop_s=10, grace_s=45, drain_s=30, max_unavailable=0)
+FIXED = rs.manifest_with(pre_stop_s=10, grace_s=60, drain_s=40, max_unavailable=0)
 
 
 def test_the_production_manifest_is_valid_and_every_rule_fails_on_it():
@@ -32,8 +32,8 @@ def test_the_fixed_manifest_passes():
     "changes,expected",
     [
         ({"pre_stop_s": 3}, "sleep at least 5 s"),
-        ({"drain_s": 10}, "streams need up to 20 s"),
-        ({"grace_s": 30}, "the grace period starts with the preStop hook"),
+        ({"drain_s": 20}, "streams need up to 30 s"),
+        ({"grace_s": 45}, "the grace period starts with the preStop hook"),
         ({"max_unavailable": 1}, "maxUnavailable"),
         ({"max_unavailable": "25%"}, "maxUnavailable"),
     ],
@@ -58,7 +58,7 @@ def test_schema_errors_and_exec_hooks_are_reported():
 
 def test_drain_seconds_reads_both_flag_forms():
     obj = manifests.load(FIXED)
-    assert rs.drain_seconds(obj) == 30
+    assert rs.drain_seconds(obj) == 40
     obj["spec"]["template"]["spec"]["containers"][0]["args"] = ["--shutdown-timeout=12"]
     assert rs.drain_seconds(obj) == 12
     obj["spec"]["template"]["spec"]["containers"][0]["args"] = []
