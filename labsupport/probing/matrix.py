@@ -13,7 +13,8 @@ The server (`labsupport.serving`, a real process) runs each scenario in turn; fa
 switched on at run time (`POST /admin/fault`) under light traffic, each stuck fault on a fresh
 server. Every `period_s` the prober sends, at the same time and each with a 1 s deadline:
 a TCP connect, `GET /health`, a real 1-token completion, and `GET /metrics` (kept as a
-`Scrape`). `failure_rate(probe, scenario)` is the share of ticks on which a probe failed.
+`Scrape`). In the idle column the scrapes are taken first, alone, since a 1-token probe is
+itself traffic. `failure_rate(probe, scenario)` is the share of ticks on which a probe failed.
 `with_probe(name, fn)` adds a row computed from the scrapes: `fn(previous, current)` on each
 pair of consecutive scrapes (a failed current scrape fails the row, as it would fail a probe).
 """
@@ -59,9 +60,9 @@ SETTLE_S = {"heavy_load": 2.5, "overload": 2.5}  # let the queue build before me
 @dataclass
 class Tick:
     t_s: float  # seconds since the scenario's measurements began
-    ok: dict  # probe name -> passed
+    ok: dict  # probe name -> passed ({} on a quiet tick: the scrape alone)
     messages: dict  # probe name -> what it saw
-    scrape: Scrape
+    scrape: Scrape | None  # None when the tick did not scrape
 
 
 @dataclass
@@ -75,13 +76,14 @@ class MatrixRun:
     def probes(self) -> list[str]:
         return [*PROBES, SCRAPE_ROW, *self.extra]
 
+    def scrapes(self, scenario: str) -> list[Scrape]:
+        return [t.scrape for t in self.ticks[scenario] if t.scrape is not None]
+
     def results(self, probe: str, scenario: str) -> list[bool]:
-        """Pass/fail of `probe` at each tick of `scenario`."""
-        ticks = self.ticks[scenario]
+        """Pass/fail of `probe` at each tick of `scenario` that ran it."""
         if probe in self.extra:
             fn, out, previous = self.extra[probe], [], None
-            for tick in ticks:
-                now = tick.scrape
+            for now in self.scrapes(scenario):
                 try:
                     out.append(bool(now.ok and fn(previous, now) is True))
                 except Exception:  # a rule that raises fails its probe, as in the prober
@@ -89,8 +91,8 @@ class MatrixRun:
                 previous = now
             return out
         if probe == SCRAPE_ROW:
-            return [t.scrape.ok for t in ticks]
-        return [t.ok[probe] for t in ticks]
+            return [s.ok for s in self.scrapes(scenario)]
+        return [t.ok[probe] for t in self.ticks[scenario] if probe in t.ok]
 
     def failure_rate(self, probe: str, scenario: str) -> float:
         res = self.results(probe, scenario)
@@ -105,7 +107,7 @@ class MatrixRun:
 
     def pairs(self, scenario: str) -> list[tuple[Scrape, Scrape]]:
         """Consecutive scrapes of a scenario that both succeeded (about period_s apart)."""
-        s = [t.scrape for t in self.ticks[scenario]]
+        s = self.scrapes(scenario)
         return [(a, b) for a, b in zip(s, s[1:], strict=False) if a.ok and b.ok]
 
     def table(self) -> str:
@@ -118,25 +120,27 @@ class MatrixRun:
         return "\n".join(lines)
 
 
-def _tick(pool, target: ProbeTarget, base_url: str, t_s: float) -> Tick:
-    futures = {name: pool.submit(run_probe, h, target, TIMEOUT_S) for name, h in PROBES.items()}
-    scrape = pool.submit(scrape_metrics, base_url, TIMEOUT_S)
+def _tick(pool, target: ProbeTarget, base_url: str, t_s: float, probes: bool, scrape: bool):
+    handlers = PROBES if probes else {}
+    futures = {name: pool.submit(run_probe, h, target, TIMEOUT_S) for name, h in handlers.items()}
+    taken = pool.submit(scrape_metrics, base_url, TIMEOUT_S) if scrape else None
     results = {name: f.result() for name, f in futures.items()}
     return Tick(
         t_s,
         {n: r.ok for n, r in results.items()},
         {n: r.message for n, r in results.items()},
-        scrape.result(),
+        None if taken is None else taken.result(),
     )
 
 
-def _measure(pool, srv, ticks: int, period_s: float) -> list[Tick]:
+def _measure(pool, srv, ticks: int, period_s: float, probes=True, scrape=True) -> list[Tick]:
     target = ProbeTarget(ports={PORT: srv.port})
     out, t0 = [], time.monotonic()
     for i in range(ticks):
         due = t0 + i * period_s
         time.sleep(max(0.0, due - time.monotonic()))
-        out.append(_tick(pool, target, srv.base_url, time.monotonic() - t0))
+        t_s = time.monotonic() - t0
+        out.append(_tick(pool, target, srv.base_url, t_s, probes, scrape))
     time.sleep(max(0.0, t0 + ticks * period_s - time.monotonic()))
     return out
 
@@ -150,9 +154,12 @@ def _fault(base_url: str, name: str, enabled: bool) -> None:
 
 
 def run_matrix(
-    scenarios=SCENARIOS, *, ticks: int = 4, period_s: float = 1.0, echo=None
+    scenarios=SCENARIOS, *, ticks: int = 4, period_s: float = 1.0, probes: bool = True, echo=None
 ) -> MatrixRun:
-    """Measure every probe in every scenario; stuck faults each get a fresh server."""
+    """Measure every probe in every scenario; stuck faults each get a fresh server.
+
+    probes=False: scrapes only (no TCP, /health or inference probes), e.g. to collect evidence.
+    """
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         raise ValueError(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
@@ -166,16 +173,18 @@ def run_matrix(
                 run.device = srv.startup.get("device", run.device)
                 for scenario in group:
                     t0 = time.monotonic()
-                    run.ticks[scenario] = _scenario(pool, srv, scenario, ticks, period_s)
+                    run.ticks[scenario] = _scenario(pool, srv, scenario, ticks, period_s, probes)
                     if echo:
                         echo(f"{LABELS[scenario]}: {time.monotonic() - t0:.1f} s")
     return run
 
 
-def _scenario(pool, srv, scenario: str, ticks: int, period_s: float) -> list[Tick]:
+def _scenario(pool, srv, scenario: str, ticks: int, period_s: float, probes: bool):
     if scenario == "idle":
         time.sleep(0.5)  # whatever ran before has drained
-        return _measure(pool, srv, ticks, period_s)
+        # a 1-token probe is itself traffic: scrape the idle server first, with nothing else
+        quiet = _measure(pool, srv, ticks, period_s, probes=False)
+        return quiet + (_measure(pool, srv, ticks, period_s, scrape=False) if probes else [])
     with contextlib.ExitStack() as stack:
         stack.enter_context(SteadyLoad(srv.base_url, name="light", **LIGHT))
         if scenario in ("heavy_load", "overload"):
@@ -186,7 +195,7 @@ def _scenario(pool, srv, scenario: str, ticks: int, period_s: float) -> list[Tic
             time.sleep(0.5)
             _fault(srv.base_url, scenario, True)
         time.sleep(SETTLE_S.get(scenario, 1.0))
-        ticks_out = _measure(pool, srv, ticks, period_s)
+        ticks_out = _measure(pool, srv, ticks, period_s, probes=probes)
         if scenario == "wedged_engine":  # the same server runs on: let the engine go again
             _fault(srv.base_url, scenario, False)
         return ticks_out

@@ -86,6 +86,7 @@ class PodRun:
     views: dict = field(default_factory=dict)  # probe design -> View
     verdicts: dict = field(default_factory=dict)  # scenario -> Verdict (the pod's own probes)
     shadow_verdicts: dict = field(default_factory=dict)  # design -> {scenario: Verdict}
+    shadows_from: float = 0.0  # when the shadows had all probed once
     logs: str = ""
     describe: str = ""  # `kubectl describe pod` at the end of the run
     device: str = ""  # where the engine ran ("cpu", "cuda"), as the server printed it
@@ -123,8 +124,30 @@ class _Recorder:
             self.run.unhealthy.append((t, kind.lower(), message))
 
 
+class _Session:
+    """The pod under test, its recorder, and the shadows watching it."""
+
+    def __init__(self, pod: Pod, run: PodRun, rec: _Recorder):
+        self.pod, self.run, self.rec = pod, run, rec
+        self.workers: list[ProbeWorker] = []
+
+    @property
+    def base_url(self) -> str:
+        return self.pod.target().url("/", probesets.CONTAINER_PORT).rstrip("/")
+
+    def start_shadows(self, shadows: list[Shadow], timeout_s: float = 5.0) -> None:
+        """Start watching; return once each shadow has probed once (or after timeout_s)."""
+        for s in shadows:
+            results = self.run.shadow_results.setdefault((s.name, s.kind), [])
+            self.workers.append(_shadow(s, self.pod, self.rec, results).start())
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not all(self.run.shadow_results.values()):
+            time.sleep(0.05)
+        self.run.shadows_from = self.rec.now()
+
+
 @contextlib.contextmanager
-def _supervised(probes: probesets.ProbeSet, shadows: list[Shadow], scenarios, echo):
+def _supervised(probes: probesets.ProbeSet, scenarios, echo):
     run = PodRun(probes.name, tuple(scenarios))
     rec = _Recorder(run)
     run.ready.append((0.0, False))
@@ -135,7 +158,7 @@ def _supervised(probes: probesets.ProbeSet, shadows: list[Shadow], scenarios, ec
         on_event=rec.on_event,
         on_change=rec.on_change,
     )
-    workers: list[ProbeWorker] = []
+    session = _Session(pod, run, rec)
     try:
         pod.start()
         if not pod.wait_for(lambda p: p.started or p.done.is_set(), START_TIMEOUT_S):
@@ -144,21 +167,18 @@ def _supervised(probes: probesets.ProbeSet, shadows: list[Shadow], scenarios, ec
             raise ScenarioError("the server exited before it started serving")
         if not pod.wait_ready(READY_TIMEOUT_S):
             run.never_ready = True
-        for s in shadows:
-            results = run.shadow_results.setdefault((s.name, s.kind), [])
-            workers.append(_shadow(s, pod, rec, results).start())
         if echo:
             echo(f"[{rec.now():5.1f} s] {pod.name} started" + (
                 ", never Ready" if run.never_ready else " and Ready"))  # fmt: skip
-        yield pod, run, rec
+        yield session
     finally:
-        for w in workers:
+        for w in session.workers:
             w.stop(join=False)
         run.logs = pod.logs() if pod.container is not None else ""
         run.describe = pod.describe()
         run.device = _device(run.logs)
         pod.close()
-        for w in workers:
+        for w in session.workers:
             w.stop()
         _finish(run)
 
@@ -201,7 +221,11 @@ def _finish(run: PodRun) -> None:
         if name != run.probes and not any(k == "readiness" for n, k in run.shadow_results
                                           if n == name):  # fmt: skip
             view.ready = list(run.ready)  # no shadow readiness: the pod's own
-        verdicts = {s: judge(s, view, run.phases) for s in run.scenarios if _judgeable(s, run)}
+        phases = dict(run.phases)
+        if name != run.probes and "healthy" in phases:  # a shadow judges only what it watched
+            h0, h1 = phases["healthy"]
+            phases["healthy"] = (max(h0, run.shadows_from), h1)
+        verdicts = {s: judge(s, view, phases) for s in run.scenarios if _judgeable(s, run)}
         if name == run.probes:
             run.verdicts = verdicts
         else:
@@ -213,12 +237,6 @@ def _judgeable(scenario: str, run: PodRun) -> bool:
     if scenario in FAULTS:
         needs = ("fault",)
     return all(p in run.phases for p in needs)
-
-
-def _wait_shadows(run: PodRun, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not all(run.shadow_results.values()):
-        time.sleep(0.05)
 
 
 def _post_fault(base_url: str, name: str, value: float | None, enabled: bool = True):
@@ -254,11 +272,12 @@ def run_fault(
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
     value = FAULT_VALUES[fault] if value is None else value
-    with _supervised(probes, shadows or [], [fault], echo) as (pod, run, rec):
+    with _supervised(probes, [fault], echo) as session:
+        pod, run, rec = session.pod, session.run, session.rec
         if run.never_ready:
             return run
-        _wait_shadows(run)
-        base_url = pod.target().url("/", probesets.CONTAINER_PORT).rstrip("/")
+        session.start_shadows(shadows or [])
+        base_url = session.base_url
         with SteadyLoad(base_url, name="light", **LIGHT) as light:
             time.sleep(pre_s)
             t_fault = rec.now()
@@ -287,19 +306,19 @@ def run_loads(
     probes: probesets.ProbeSet,
     *,
     shadows: list[Shadow] | None = None,
-    idle_s: float = 2.0,
+    idle_s: float = 4.0,
     light_s: float = 2.0,
-    heavy_s: float = 6.0,
+    heavy_s: float = 7.0,
     overload_s: float = 5.0,
     drain_s: float = 5.0,
     echo=None,
 ) -> PodRun:
     """Idle, light, heavy and overload phases on one Ready pod, then the overload stops."""
-    with _supervised(probes, shadows or [], LOADS, echo) as (pod, run, rec):
+    with _supervised(probes, LOADS, echo) as session:
+        pod, run, rec = session.pod, session.run, session.rec
         if run.never_ready:
             return run
-        _wait_shadows(run)
-        url = pod.target().url("/", probesets.CONTAINER_PORT).rstrip("/")
+        url = session.base_url
 
         def phase(name: str, seconds: float, load: SteadyLoad | None = None) -> None:
             t0 = rec.now()
@@ -313,6 +332,9 @@ def run_loads(
         t_idle = rec.now()
         time.sleep(idle_s)
         with SteadyLoad(url, name="light", **LIGHT) as light:
+            # shadows start with the traffic: a 1-token probe is itself traffic, and the idle
+            # phase must stay idle for the pod's own probes
+            session.start_shadows(shadows or [])
             phase("light", light_s, light)
             run.phases["healthy"] = (t_idle, run.phases["light"][1])
             heavy = SteadyLoad(url, name="heavy", **HEAVY).start()
