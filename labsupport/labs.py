@@ -161,7 +161,10 @@ LABS: tuple[Lab, ...] = (
         "Killed while loading the model",
         "platform",
         "optional",
-        "restarts before ready, liveness-only vs startupProbe",
+        "container starts to get one ready pod, liveness-only vs startupProbe",
+        minutes_cpu=3,
+        min_ratio=3.0,
+        done=True,
     ),
     Lab(
         289,
