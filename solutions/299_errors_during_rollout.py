@@ -19,7 +19,7 @@
 # Kubernetes termination sequence played step by step; attribute every failed request to the
 # step of the sequence that caused it; fix the server's SIGTERM handling and the manifest; and
 # prove that a rollout then loses nothing. About 30 minutes; each rollout takes about 15 s,
-# each `check()` about a minute.
+# each `check()` less than a minute.
 
 # %%
 from labsupport import device
@@ -114,8 +114,9 @@ print()
 print(default.pod_table())
 
 # %% [markdown]
-# Read the old pods' rows. A deleted pod is removed from the endpoint list at once
-# (`deleted`), but the balancer stops routing to it only `endpoint_removed` later: measure it.
+# Read the old pods' rows. A deleted pod leaves the endpoint list at once (`deleted`), but the
+# balancer stops routing to it only at `endpoint_removed`; SIGTERM comes at `deleted` (there
+# is no preStop hook). Measure the gap:
 
 # %%
 for p in default.pods.values():
@@ -198,9 +199,10 @@ _ = plots.show(rollout_plots.timelines([drain_only]))
 
 # %% [markdown]
 # Nothing is cut at SIGTERM any more, but new requests still reach the pod after its SIGTERM
-# (the server now refuses them with `503`), and the grace period ends before the drain does:
-# the kubelet's SIGKILL cuts the streams that were still running (black lines). Draining is
-# necessary and not enough.
+# (the server refuses them with `503` while it drains, and once the pod is gone the
+# connections are reset), and the grace period ends long before the drain could: the
+# kubelet's SIGKILL (black line) cuts the streams that were still running. Draining is
+# necessary, and not enough.
 #
 # Grade the diagnosis (the check runs both kinds of rollout again and compares your
 # attribution with the event log of those runs; the fix checks fail until section 4 is done):
@@ -219,8 +221,8 @@ check("299")
 # 1. **Sent after SIGTERM** - keep the pod serving normally until the endpoint removal has
 #    reached every load balancer: a `preStop` hook runs before SIGTERM, and the native
 #    `sleep` action (`lifecycle.preStop.sleep.seconds`, KEP-3960, GA in Kubernetes 1.34; an
-#    `exec` of `sleep` needs a shell binary in the image) does exactly that. It must cover the
-#    propagation you measured, with a margin.
+#    `exec` of `sleep` needs a `sleep` binary in the image, which distroless images lack) does
+#    exactly that. It must cover the propagation you measured, with a margin.
 # 2. **Cut at SIGTERM** - on SIGTERM, stop accepting (readiness turns `503`, for load
 #    balancers that probe it) and let the streams in flight finish, for at most a drain
 #    budget: vLLM's `--shutdown-timeout`, here long enough for the longest stream
@@ -351,9 +353,9 @@ _ = plots.show(rollout_plots.timelines([default, fixed]))
 # %% [markdown]
 # In the fixed run each old pod keeps serving normally through its preStop sleep (grey) while
 # the balancer catches up, so no new request reaches it after SIGTERM; the streams still
-# running at SIGTERM finish, and the process exits a moment after the last one, long before
-# the grace period ends. The rollout takes a little longer: the new pod's GPU frees only
-# when the old pod exits.
+# running at SIGTERM (lines crossing the red one) finish, and the process exits a moment after
+# the last of them, long before the grace period ends. The rollout takes longer: the second
+# new pod starts only once the first old pod has exited and freed its GPU.
 
 # %%
 from labsupport import headline
@@ -405,7 +407,7 @@ _ = headline.record(
 #   seconds later (the `drain 30 s` run in section 3).
 # - *"The grace period is the drain time"* - it starts with the preStop hook: with a 15 s
 #   preStop, a 30 s grace leaves 15 s to drain, then SIGKILL. KServe uses 15 s + 45 s within
-#   60 s (kserve#5496); llm-d guides 30 s drain within 60 s.
+#   60 s (kserve#5496).
 # - *Long streams outlast any grace period*: a 2,000-token reasoning answer at 40 ms a token
 #   is 80 s. Cap `max_tokens`, size the budget from the p99 generation time, or let clients
 #   resume; spot reclaims give 30 s-2 min whatever you set (lab 295).
