@@ -257,7 +257,10 @@ LABS: tuple[Lab, ...] = (
         "Errors during every rollout",
         "platform",
         "optional",
-        "failed or truncated requests over a rollout",
+        "requests completed during a rollout, default vs drain + preStop + grace",
+        minutes_cpu=3,
+        min_ratio=1.1,
+        done=True,
     ),
     Lab(
         300,
