@@ -36,7 +36,7 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from labsupport import execute
+    from labsupport import execute, headline
 
     lab = labs.get(args.lab)
     print(f"Running {lab.slug} headlessly (solution notebook) ...", flush=True)
@@ -53,7 +53,7 @@ def _cmd_run(args) -> int:
     for h in result["headlines"]:
         print(
             f"  {h['metric']}: before {h['before']:.4g} {h['unit']}, after {h['after']:.4g} "
-            f"{h['unit']}, ratio {h['ratio']:.2f}x"
+            f"{h['unit']}, ratio {headline.format_ratio(h['ratio'])}"
         )
         for key, value in h.get("details", {}).items():
             print(f"    {key}: {value}")

@@ -56,12 +56,27 @@ def record(
     }
     print_fn(
         f"HEADLINE {entry['lab']}: {metric}: before {before:.4g} {unit}, after {after:.4g} {unit}"
-        f" -> {entry['ratio']:.2f}x better"
+        f" -> {format_ratio(entry['ratio'])} better"
     )
     path = os.environ.get(ENV_VAR)
     if path:
         p = Path(path)
         existing = json.loads(p.read_text()) if p.exists() and p.stat().st_size else []
         existing.append(entry)
-        p.write_text(json.dumps(existing, indent=2, default=str))
+        p.write_text(json.dumps([_json_safe(e) for e in existing], indent=2, default=str))
+    return entry
+
+
+def format_ratio(ratio: float | None) -> str:
+    """'6.00x', or 'infinitely' when after is 0 (JSON stores such a ratio as null)."""
+    if ratio is None or math.isinf(ratio):
+        return "infinitely"
+    return f"{ratio:.2f}x"
+
+
+def _json_safe(entry: dict) -> dict:
+    """Strict JSON has no Infinity: an infinite ratio is written as null plus a flag."""
+    ratio = entry.get("ratio")
+    if isinstance(ratio, float) and math.isinf(ratio):
+        return {**entry, "ratio": None, "ratio_infinite": True}
     return entry

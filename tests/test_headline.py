@@ -36,3 +36,15 @@ def test_written_to_the_file_named_by_the_env(tmp_path, monkeypatch):
     data = json.loads(out.read_text())
     assert [d["metric"] for d in data] == ["a", "b"]
     assert data[0]["details"] == {"pauses": 3}
+
+
+def test_infinite_ratio_is_strict_json(tmp_path, monkeypatch):
+    out = tmp_path / "h.json"
+    monkeypatch.setenv(headline.ENV_VAR, str(out))
+    lines = []
+    headline.record("286", metric="wasted", before=5, after=0, unit="steps", print_fn=lines.append)
+    text = out.read_text()
+    assert "Infinity" not in text
+    data = json.loads(text)
+    assert data[0]["ratio"] is None and data[0]["ratio_infinite"] is True
+    assert "infinitely better" in lines[0]
