@@ -42,7 +42,7 @@ def heatmap(matrix, title: str = "which probe fails where (share of probes that 
 
 
 def _band(ax, y: float, view: View, t_end_s: float, height: float = 0.6) -> None:
-    changes = [(t, r) for t, r in view.ready if t <= t_end_s] or [(0.0, False)]
+    changes = [(t, r) for t, r in view.ready if t <= t_end_s]  # none yet: not drawn
     for (t, ready), (t_next, _) in zip(changes, [*changes[1:], (t_end_s, None)], strict=True):
         if t_next > t:
             ax.broken_barh([(t, t_next - t)], (y - height / 2, height),
@@ -128,13 +128,14 @@ def comparison(result):
             else:
                 right.bar(pos, t, width, color=colour, label=None)
                 right.annotate(f"{t:.1f}", (pos, t), ha="center", va="bottom", fontsize=8)
+    right.set_ylim(0, window * 1.35)
     right.set_xticks(x, [LABELS[f] for f in faults], fontsize=8)
     right.set_ylabel("seconds to restart")
     right.set_title(f"fault -> liveness restart (hatched: not within {window:.0f} s)")
     for ax in (left, right):
         ax.spines[["top", "right"]].set_visible(False)
     handles = [_patch(c, d) for d, c in zip(designs, colours, strict=True)]
-    right.legend(handles=handles, fontsize=8, frameon=False, loc="upper left")
+    right.legend(handles=handles, fontsize=8, frameon=False, loc="upper center", ncol=3)
     return fig
 
 

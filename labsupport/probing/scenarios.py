@@ -37,7 +37,8 @@ from labsupport.probing.load import SteadyLoad
 from labsupport.probing.timeline import FAULTS, LOADS, View, judge
 
 FAULT_VALUES = {"gil_busy_loop": 2000.0, "blocked_event_loop": 10.0, "wedged_engine": None}
-LIGHT = {"concurrency": 2, "max_tokens": 16, "request_timeout_s": 5.0}
+LIGHT = {"concurrency": 2, "max_tokens": 16}
+GATEWAY_TIMEOUT_S = 2.0  # in fault runs the light clients give up like a gateway (a 504)
 HEAVY = {"concurrency": 64, "max_tokens": 96}
 OVERLOAD_EXTRA = {"concurrency": 160, "max_tokens": 96}  # on top of HEAVY: 224 clients
 START_TIMEOUT_S = 90.0  # a cold start on a busy machine (torch import, weights, warm-up)
@@ -90,6 +91,13 @@ class PodRun:
     logs: str = ""
     describe: str = ""  # `kubectl describe pod` at the end of the run
     device: str = ""  # where the engine ran ("cpu", "cuda"), as the server printed it
+
+    def traffic(self, t0: float, t1: float) -> dict:
+        """Requests that started in [t0, t1): served, failed, median latency of the served."""
+        rs = [(d, s) for t, d, s in self.requests if t0 <= t < t1]
+        ok = sorted(d for d, s in rs if s == "ok")
+        p50 = ok[len(ok) // 2] if ok else None
+        return {"served": len(ok), "failed": len(rs) - len(ok), "p50_s": p50}
 
     @property
     def restarts(self) -> int:
@@ -207,7 +215,7 @@ def _shadow(s: Shadow, pod: Pod, rec: _Recorder, results: list) -> ProbeWorker:
 def _finish(run: PodRun) -> None:
     run.views[run.probes] = View(list(run.ready), [t for t, kind in run.kills if kind])
     for (name, kind), results in run.shadow_results.items():
-        view = run.views.setdefault(name, View([(0.0, False)], []))
+        view = run.views.setdefault(name, View([], []))
         if kind == "readiness":
             last = None
             for t, _ok, state in results:
@@ -278,7 +286,9 @@ def run_fault(
             return run
         session.start_shadows(shadows or [])
         base_url = session.base_url
-        with SteadyLoad(base_url, name="light", **LIGHT) as light:
+        with SteadyLoad(
+            base_url, name="light", request_timeout_s=GATEWAY_TIMEOUT_S, **LIGHT
+        ) as light:
             time.sleep(pre_s)
             t_fault = rec.now()
             if echo:
@@ -338,16 +348,18 @@ def run_loads(
             phase("light", light_s, light)
             run.phases["healthy"] = (t_idle, run.phases["light"][1])
             heavy = SteadyLoad(url, name="heavy", **HEAVY).start()
+            over = SteadyLoad(url, name="overload", **OVERLOAD_EXTRA)
             try:
                 phase("heavy_load", heavy_s, heavy)
-                with SteadyLoad(url, name="overload", **OVERLOAD_EXTRA):
-                    phase("overload", overload_s, heavy)
+                over.start()
+                phase("overload", overload_s, heavy)
             finally:
+                over.stop()
                 heavy.stop()
             t_drain = rec.now()
             end = t_drain + drain_s
             while rec.now() < end and not (pod.ready and rec.now() > t_drain + 0.5):
                 time.sleep(0.05)
             run.phases["drain"] = (t_drain, rec.now())
-        run.requests = _requests(light, rec)
+        run.requests = sorted(_requests(light, rec) + _requests(heavy, rec) + _requests(over, rec))
     return run

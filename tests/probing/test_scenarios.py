@@ -57,6 +57,6 @@ def test_shadow_views_from_results():
     }
     _finish(run)
     assert run.views["classic"].kills == [6.0]
-    assert run.views["classic"].ready == [(0.0, False), (0.6, True), (4.5, False)]
+    assert run.views["classic"].ready == [(0.6, True), (4.5, False)]
     assert run.shadow_verdicts["classic"]["gil_busy_loop"].detected_s == pytest.approx(3.0)
     assert not run.verdicts["gil_busy_loop"].handled and run.verdicts["healthy"].handled
