@@ -12,7 +12,8 @@
 server whose event loop is blocked, or whose GIL another thread holds, answers nothing in
 time and the scrape comes back with `ok=False` and the reason. A scrape is the only evidence a
 prober has; `Scrape.value(name, **labels)` reads one sample from it (the sum over matching
-series, None when the server does not export it).
+series, None when the server does not export it). `synthetic(steps, running, waiting)` and
+`no_answer()` make scrapes by hand, with the server's metric names, for examples and tests.
 """
 
 from __future__ import annotations
