@@ -77,7 +77,10 @@ LABS: tuple[Lab, ...] = (
         "The port answers but nothing is served",
         "serving",
         "optional",
-        "faults caught by the right probe; readiness flaps under load",
+        "incident scenarios handled right (of 6): tcpSocket + /health probes vs yours",
+        minutes_cpu=5,
+        min_ratio=2.5,
+        done=True,
     ),
     Lab(
         279,
