@@ -45,6 +45,7 @@ def _cmd_run(args) -> int:
             lab.number,
             progress=lambda s: print("  " + s, flush=True),
             save_to=Path(args.save) if args.save else None,
+            with_checks=args.with_checks,
         )
     except (execute.NotebookFailed, FileNotFoundError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
@@ -129,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("lab", help="lab number, e.g. 290")
     p.add_argument("--json", help="write the headline figures here")
     p.add_argument("--save", help="also save the executed notebook here")
+    p.add_argument(
+        "--with-checks",
+        action="store_true",
+        help="also run the notebook's check() cells (grading the solution in the live kernel)",
+    )
     p = sub.add_parser("check", help="grade a notebook (default: your copy in labs/)")
     p.add_argument("lab", help="lab number, e.g. 290")
     p.add_argument("--notebook", help="the notebook to grade (.ipynb or jupytext .py)")

@@ -19,6 +19,7 @@ from pathlib import Path
 from labsupport import device, headline, isolate, labs
 
 CELL_TIMEOUT_S = 900
+SKIP_CHECKS_ENV = "SRELAB_SKIP_LIVE_CHECKS"  # check() cells then say "skipped", grade nothing
 
 
 class NotebookFailed(RuntimeError):
@@ -84,9 +85,18 @@ def execute_notebook(
 
 
 def run_lab(
-    lab_key, *, progress=None, save_to: Path | None = None, cell_timeout_s: float = CELL_TIMEOUT_S
+    lab_key,
+    *,
+    progress=None,
+    save_to: Path | None = None,
+    cell_timeout_s: float = CELL_TIMEOUT_S,
+    with_checks: bool = False,
 ) -> dict:
-    """Execute lab `lab_key`'s solution notebook; return its headlines and the environment."""
+    """Execute lab `lab_key`'s solution notebook; return its headlines and the environment.
+
+    The notebook's check() cells grade the solution again, which the test suite already does;
+    they are skipped unless with_checks (then they grade in the live kernel, as for a learner).
+    """
     lab = labs.get(lab_key)
     if not lab.solution_path.exists():
         raise FileNotFoundError(f"lab {lab.slug} is not written yet (see `srelab list`)")
@@ -95,7 +105,7 @@ def run_lab(
         out = tmp / "headline.json"
         execute_notebook(
             lab.solution_path,
-            env={headline.ENV_VAR: str(out)},
+            env={headline.ENV_VAR: str(out), SKIP_CHECKS_ENV: "" if with_checks else "1"},
             progress=progress,
             save_to=save_to,
             cell_timeout_s=cell_timeout_s,

@@ -15,6 +15,8 @@ whatever the checks run.
 
 from __future__ import annotations
 
+import os
+
 from labsupport import labs
 from labsupport.grading import report, runner
 from labsupport.grading.target import defined_names, exercise_names
@@ -31,6 +33,8 @@ class CheckResult(dict):
         return report.render_table(self["checks"]) + "\n" + report.verdict_line(self["checks"])
 
     def __repr__(self) -> str:
+        if self.get("skipped"):
+            return f"<check {self['lab']}: skipped>"
         counts = report.summary(self["checks"])
         return f"<check {self['lab']}: {counts['passed']} passed, {counts['failed']} failed>"
 
@@ -62,6 +66,12 @@ def check(
 ) -> CheckResult:
     """Grade lab `lab_key` from this kernel's definitions and print the table."""
     lab = labs.get(lab_key)
+    if os.environ.get("SRELAB_SKIP_LIVE_CHECKS") and history is None:
+        print(
+            f"check({lab.number}) skipped: `srelab run` executes the solution without "
+            "re-grading it (use `srelab run --with-checks` to grade here too)"
+        )
+        return CheckResult(lab=lab.slug, passed=None, checks=[], skipped=True)
     if history is None:
         try:
             ip = get_ipython()  # type: ignore[name-defined]  # noqa: F821
