@@ -1,4 +1,4 @@
-"""Every labsupport module's docstring example runs (the examples are the first docs people read)."""
+"""Every labsupport module's docstring examples run: they are the first docs people read."""
 
 import doctest
 import importlib

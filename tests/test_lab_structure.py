@@ -18,8 +18,13 @@ def cells(request):
 
 def test_six_sections_in_order(cells):
     lab, cs = cells
-    headings = [ln.strip("# ").strip() for c in cs if c.cell_type == "markdown"
-                for ln in c.source.splitlines() if ln.startswith("## ")]
+    headings = [
+        ln.strip("# ").strip()
+        for c in cs
+        if c.cell_type == "markdown"
+        for ln in c.source.splitlines()
+        if ln.startswith("## ")
+    ]
     found = [s for s in SECTIONS if any(h.startswith(s) for h in headings)]
     assert found == SECTIONS, f"{lab.slug}: sections found {found}"
     order = [next(i for i, h in enumerate(headings) if h.startswith(s)) for s in SECTIONS]
@@ -39,8 +44,9 @@ def test_exercises_are_graded_in_the_notebook(cells):
     assert exercises, "no exercise cell"
     for c in exercises:
         assert "# BEGIN SOLUTION" in c.source, f"exercise cell {c.index + 1} has no solution"
-    checks = [c for c in cs if c.cell_type == "code" and re.search(rf'check\("{lab.number}"\)',
-                                                                   c.source)]
+    checks = [
+        c for c in cs if c.cell_type == "code" and re.search(rf'check\("{lab.number}"\)', c.source)
+    ]
     assert len(checks) >= 2, "a check() cell after the diagnosis and after the fix"
 
 

@@ -4,8 +4,13 @@ from labsupport.grading import live
 
 
 def test_latest_definition_wins_and_order_is_kept():
-    history = ["", "import gc\ndef f():\n    return 1", "x = 3", "def g():\n    pass",
-               "def f():\n    return 2"]
+    history = [
+        "",
+        "import gc\ndef f():\n    return 1",
+        "x = 3",
+        "def g():\n    pass",
+        "def f():\n    return 2",
+    ]
     assert live.history_cells(history, ["f", "g"]) == [history[3], history[4]]
 
 

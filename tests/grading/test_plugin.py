@@ -38,10 +38,24 @@ def _run(tmp, target):
     test_file.write_text(CHECKS)
     report = tmp / "report.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider",
-         "-p", "labsupport.grading.plugin", f"--rootdir={tmp}", f"--lab-notebook={target}",
-         f"--srelab-json={report}"],
-        capture_output=True, text=True, timeout=120, cwd=tmp,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(test_file),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "labsupport.grading.plugin",
+            f"--rootdir={tmp}",
+            f"--lab-notebook={target}",
+            f"--srelab-json={report}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp,
     )
     data = json.loads(report.read_text())
     return proc, {c["check"]: c for c in data["checks"]}
@@ -50,8 +64,10 @@ def _run(tmp, target):
 def test_timeout_fails_one_check_and_the_others_still_run():
     assert not labs.get(277).solution_path.exists()
     with isolate.temp_dir() as tmp:
-        _notebook(tmp / "nb.ipynb", "def spin():\n    while True:\n        pass\n\n"
-                  "def answer():\n    return 41\n")
+        _notebook(
+            tmp / "nb.ipynb",
+            "def spin():\n    while True:\n        pass\n\ndef answer():\n    return 41\n",
+        )
         proc, checks = _run(tmp, tmp / "nb.ipynb")
     assert proc.returncode == 1
     assert checks["spins"]["outcome"] == "failed" and "timed out" in checks["spins"]["hint"]
