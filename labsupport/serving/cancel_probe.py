@@ -130,7 +130,7 @@ def probe(
     max_tokens: default 24 to complete, 400 otherwise (80 watch windows of engine steps).
     Raises NotAStream when it is not an async generator, and whatever it raises when called.
     """
-    from labsupport.serving.disconnects import run_sync
+    from labsupport.serving.aio import run_sync
     from labsupport.serving.engine import Engine, EngineConfig
 
     if mode not in MODES:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from dataclasses import dataclass, field
 
 import httpx
 
+from labsupport.serving.aio import run_sync
 from labsupport.serving.buffering_proxy import ignore_client_abort_proxy
 from labsupport.serving.launcher import ServerProcess, serve_subprocess
 from labsupport.serving.loadgen import RequestResult, run_load
@@ -177,28 +177,6 @@ def serve(stream_handler=None, *, min_step_ms: float = 5.0, echo: bool = False):
         "--min-step-ms", str(min_step_ms), stream_handler=stream_handler, echo=echo
     ) as srv:
         yield srv
-
-
-def run_sync(make_coro):
-    """Run a coroutine from sync code, also inside Jupyter (whose loop already runs)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make_coro())
-    box: dict = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(make_coro())
-        except BaseException as exc:  # handed to the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="srelab-disconnects")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
 
 
 async def _wait_for(client: httpx.AsyncClient, cond, timeout_s: float, what: str) -> dict:

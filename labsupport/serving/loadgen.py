@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 
 import httpx
+
+from labsupport.serving.aio import run_sync
 
 MAX_REQUESTS = 100_000
 
@@ -230,21 +231,4 @@ async def run_load(
 
 def run_load_sync(base_url: str, **kwargs) -> LoadReport:
     """`run_load` from synchronous code, also inside Jupyter (whose loop is already running)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(run_load(base_url, **kwargs))
-    box: dict = {}
-
-    def target() -> None:
-        try:
-            box["report"] = asyncio.run(run_load(base_url, **kwargs))
-        except BaseException as exc:  # handed to the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="srelab-loadgen")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["report"]
+    return run_sync(lambda: run_load(base_url, **kwargs), thread_name="srelab-loadgen")

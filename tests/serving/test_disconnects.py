@@ -1,7 +1,5 @@
 import asyncio
 
-import pytest
-
 from labsupport.serving import disconnects
 
 SMALL = disconnects.Workload(
@@ -87,16 +85,3 @@ def test_a_handler_that_is_not_a_generator_fails_its_streams_cleanly():
     assert [r.status for r in run.staying] == ["truncated"] * 2
     assert all("stream handler failed" in (r.error or "") for r in run.staying)
     assert run.kv_blocks_idle == 0 and run.aborted == 2  # the server aborted them itself
-
-
-def test_run_sync_works_inside_a_running_loop():
-    async def inner():
-        return disconnects.run_sync(lambda: asyncio.sleep(0, result=7))
-
-    assert asyncio.run(inner()) == 7
-    with pytest.raises(ZeroDivisionError):
-        disconnects.run_sync(lambda: _divide())
-
-
-async def _divide():
-    return 1 / 0
