@@ -194,18 +194,12 @@ def parse_completion(
 def completion_body(
     rid: str, model: str, text: str, finish_reason: str | None, n_prompt: int, n_out: int
 ) -> dict:
-    return {
-        "id": rid,
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
-        "usage": {
-            "prompt_tokens": n_prompt,
-            "completion_tokens": n_out,
-            "total_tokens": n_prompt + n_out,
-        },
+    usage = {
+        "prompt_tokens": n_prompt,
+        "completion_tokens": n_out,
+        "total_tokens": n_prompt + n_out,
     }
+    return {**chunk_body(rid, model, text, finish_reason), "usage": usage}
 
 
 def chunk_body(rid: str, model: str, text: str, finish_reason: str | None) -> dict:
