@@ -37,6 +37,7 @@ from labsupport.k8s.startup_budget import (
     startup_budget_seconds,
     tcp_connects,
 )
+from labsupport.serving.admin import admin_headers, new_token, token_env
 
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
@@ -213,12 +214,15 @@ def _watch_port(pod: Pod, rec: _Recorder, stop: threading.Event) -> None:
             rec.port_opened(container)
 
 
-def inject_hang(port: int, seconds: float = 30.0) -> None:
-    """Block the server's event loop (`blocked_event_loop` fault): /health stops answering."""
+def inject_hang(port: int, seconds: float = 30.0, token: str | None = None) -> None:
+    """Block the server's event loop (`blocked_event_loop` fault): /health stops answering.
+
+    token: the server's admin token (given to the pod in its env, see serving.admin).
+    """
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         body = json.dumps({"name": "blocked_event_loop", "value": seconds})
-        conn.request("POST", "/admin/fault", body, {"Content-Type": "application/json"})
+        conn.request("POST", "/admin/fault", body, admin_headers(token))
         resp = conn.getresponse()
         resp.read()
         if resp.status != 200:
@@ -262,7 +266,8 @@ def run_pod(
     with isolate.temp_dir() as tmp:
         spec = manifests.pod_spec(obj, command=tuple(size.command()))
         # the checkpoint goes to a temp dir removed whatever happens; cwd: labsupport importable
-        spec = spec.with_env(TMPDIR=str(tmp)).replace(cwd=_PACKAGE_PARENT)
+        token = new_token()
+        spec = spec.with_env(TMPDIR=str(tmp), **token_env(token)).replace(cwd=_PACKAGE_PARENT)
         pod = Pod(obj["metadata"]["name"], spec, time_scale=time_scale)
         pod.event_log.subscribe(rec.on_event)
         pod.on_change = rec.on_change
@@ -276,7 +281,7 @@ def run_pod(
             pod.wait_for(wait, window_s)
             if hang_after_ready and pod.ready:
                 hang_s = time.time() - rec.t0
-                inject_hang(pod.port)
+                inject_hang(pod.port, token=token)
                 killed = [None]
 
                 def caught(_):

@@ -33,6 +33,7 @@ from labsupport.probing import probesets
 from labsupport.probing.load import SteadyLoad
 from labsupport.probing.scenarios import FAULT_VALUES, HEAVY, LIGHT, OVERLOAD_EXTRA
 from labsupport.probing.scrape import Scrape, scrape_metrics
+from labsupport.serving.admin import post_fault
 from labsupport.serving.launcher import serve_subprocess
 
 SCENARIOS = ("idle", "healthy", "heavy_load", "overload", *FAULT_VALUES)
@@ -145,12 +146,10 @@ def _measure(pool, srv, ticks: int, period_s: float, probes=True, scrape=True) -
     return out
 
 
-def _fault(base_url: str, name: str, enabled: bool) -> None:
-    body = {"name": name, "enabled": enabled}
-    if enabled and FAULT_VALUES[name] is not None:
-        body["value"] = FAULT_VALUES[name]
+def _fault(srv, name: str, enabled: bool) -> None:
+    value = FAULT_VALUES[name] if enabled else None
     with contextlib.suppress(httpx.HTTPError):
-        httpx.post(f"{base_url}/admin/fault", json=body, timeout=15.0, trust_env=False)
+        post_fault(srv.base_url, srv.admin_token, name, value, enabled=enabled, timeout_s=15.0)
 
 
 def run_matrix(
@@ -193,9 +192,9 @@ def _scenario(pool, srv, scenario: str, ticks: int, period_s: float, probes: boo
             stack.enter_context(SteadyLoad(srv.base_url, name="overload", **OVERLOAD_EXTRA))
         if scenario in FAULT_VALUES:
             time.sleep(0.5)
-            _fault(srv.base_url, scenario, True)
+            _fault(srv, scenario, True)
         time.sleep(SETTLE_S.get(scenario, 1.0))
         ticks_out = _measure(pool, srv, ticks, period_s, probes=probes)
         if scenario == "wedged_engine":  # the same server runs on: let the engine go again
-            _fault(srv.base_url, scenario, False)
+            _fault(srv, scenario, False)
         return ticks_out

@@ -35,6 +35,7 @@ from labsupport.k8s.probes import Probe, ProbeWorker
 from labsupport.probing import probesets
 from labsupport.probing.load import SteadyLoad
 from labsupport.probing.timeline import FAULTS, LOADS, View, judge
+from labsupport.serving.admin import new_token, post_fault, token_env
 
 FAULT_VALUES = {"gil_busy_loop": 2000.0, "blocked_event_loop": 10.0, "wedged_engine": None}
 LIGHT = {"concurrency": 2, "max_tokens": 16}
@@ -135,8 +136,9 @@ class _Recorder:
 class _Session:
     """The pod under test, its recorder, and the shadows watching it."""
 
-    def __init__(self, pod: Pod, run: PodRun, rec: _Recorder):
+    def __init__(self, pod: Pod, run: PodRun, rec: _Recorder, admin_token: str | None = None):
         self.pod, self.run, self.rec = pod, run, rec
+        self.admin_token = admin_token  # the server's /admin token, handed over in its env
         self.workers: list[ProbeWorker] = []
 
     @property
@@ -159,14 +161,15 @@ def _supervised(probes: probesets.ProbeSet, scenarios, echo):
     run = PodRun(probes.name, tuple(scenarios))
     rec = _Recorder(run)
     run.ready.append((0.0, False))
+    token = new_token()
     pod = Pod(
         "llm-0",
-        probes.pod_spec(),
+        probes.pod_spec().with_env(**token_env(token)),
         timing=probesets.TIMING,
         on_event=rec.on_event,
         on_change=rec.on_change,
     )
-    session = _Session(pod, run, rec)
+    session = _Session(pod, run, rec, token)
     try:
         pod.start()
         if not pod.wait_for(lambda p: p.started or p.done.is_set(), START_TIMEOUT_S):
@@ -247,14 +250,12 @@ def _judgeable(scenario: str, run: PodRun) -> bool:
     return all(p in run.phases for p in needs)
 
 
-def _post_fault(base_url: str, name: str, value: float | None, enabled: bool = True):
-    body = {"name": name, "enabled": enabled}
-    if value is not None:
-        body["value"] = value
-
+def _post_fault(
+    base_url: str, name: str, value: float | None, enabled: bool = True, token: str | None = None
+):
     def send():
         with contextlib.suppress(httpx.HTTPError):
-            httpx.post(f"{base_url}/admin/fault", json=body, timeout=20.0, trust_env=False)
+            post_fault(base_url, token, name, value, enabled=enabled, timeout_s=20.0)
 
     thread = threading.Thread(target=send, name=f"srelab-fault-{name}", daemon=True)
     thread.start()
@@ -293,7 +294,7 @@ def run_fault(
             t_fault = rec.now()
             if echo:
                 echo(f"[{t_fault:5.1f} s] fault on: {fault}")
-            sender = _post_fault(base_url, fault, value)
+            sender = _post_fault(base_url, fault, value, token=session.admin_token)
             end = t_fault + window_s
             while rec.now() < end:
                 killed = [t for t, _ in run.kills if t >= t_fault]

@@ -46,6 +46,7 @@ from labsupport.serving.requests import (
 )
 from labsupport.serving.runner import ModelRunner
 from labsupport.serving.scheduler import Scheduler
+from labsupport.serving.stops import stop_check
 
 log = logging.getLogger("srelab.engine")
 
@@ -83,7 +84,8 @@ class Engine:
         self.model_config: ModelConfig = model.cfg
         self.device = kv.k.device
         self.faults = faults or _NoFaults()
-        self.observer = observer  # on_first_token(req, s), on_token(req, s), on_finished(req)
+        # on_step(tokens), on_first_token(req, s), on_token(req, s), on_finished(req)
+        self.observer = observer
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -265,12 +267,16 @@ class Engine:
             self._apply_commands()
         t0 = time.monotonic()
         prefill, decode = self.scheduler.schedule()
-        token_ids = self.runner.run(prefill, decode)
+        # vLLM counts a prompt once, when its first token comes (not again after a preemption)
+        prompt_tokens = sum(len(r.prompt_ids) for r in prefill if not r.output_ids)
+        sampled = self.runner.run(prefill, decode)
         self.counters.steps += 1
         now = time.monotonic()
         self.last_step_s = now
-        for req, token_id in zip(prefill + decode, token_ids, strict=True):
-            self._append(req, token_id, now)
+        if self.observer:  # tokens this step computed: vllm:iteration_tokens_total
+            self.observer.on_step(prompt_tokens + len(sampled))
+        for req, s in zip(prefill + decode, sampled, strict=True):
+            self._append(req, s, now)
         spare = self.config.min_step_s - (time.monotonic() - t0)
         if spare > 0:
             self._stop.wait(spare)
@@ -307,7 +313,8 @@ class Engine:
                 self._stop.wait(0.05)
 
     # -- per-request bookkeeping -----------------------------------------------------------------
-    def _append(self, req: Request, token_id: int, now: float) -> None:
+    def _append(self, req: Request, s, now: float) -> None:
+        token_id = s.token_id
         req.output_ids.append(token_id)
         req.steps += 1
         self.counters.generation_tokens += 1
@@ -321,18 +328,21 @@ class Engine:
         elif self.observer:
             self.observer.on_token(req, now - req.last_token_s)
         req.last_token_s = now
-        done = len(req.output_ids) >= req.params.max_tokens
+        reason, stop_reason, text = stop_check(req, token_id, self.tokenizer)
         out = TokenOutput(
             req.request_id,
             token_id,
-            self.tokenizer.decode_token(token_id),
-            done,
-            "length" if done else None,
+            text,
+            reason is not None,
+            reason,
             len(req.prompt_ids),
             len(req.output_ids),
+            s.logprob,
+            stop_reason,
+            s.prompt_logprobs,
         )
-        if done:
-            self._finish(req, "length", final=out)
+        if reason is not None:
+            self._finish(req, reason, final=out)
         else:
             req.emit(out)
 

@@ -8,15 +8,20 @@
     False
 
 At start: `srelab serve --fault NAME[=VALUE]` (repeatable). At run time:
-`POST /admin/fault {"name": ..., "value": ..., "enabled": true}` on the server (127.0.0.1 only).
-Each fault is the real mechanism, not a flag a probe could read: a thread really holds the GIL,
-the event loop really blocks in `time.sleep`, the engine step really never returns.
+`POST /admin/fault {"name": ..., "value": ..., "enabled": true}` on the server, with the run's
+admin token (see `admin`). Each fault is the real mechanism, not a flag a probe could read: a
+thread really holds the GIL, the event loop really blocks in `time.sleep`, the engine step
+really never returns. Nothing outside the admin endpoint says which fault is on.
+
+Values are bounded (`FaultSpec.low`/`high`, finite numbers only): a loop blocked for 1e9 s would
+make the server deaf to SIGTERM for good, a NaN would poison every comparison made with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -27,18 +32,46 @@ class FaultSpec:
     name: str
     default: float | None  # the value used when none is given (None: the fault takes none)
     doc: str
+    low: float = 0.0  # the bounds of VALUE, inclusive (faults that take one)
+    high: float = 0.0
+
+    def check(self, value) -> float | None:
+        """The value as a float within bounds; ValueError saying why not."""
+        if value is None:
+            return None
+        if self.default is None:
+            raise ValueError(f"fault {self.name!r} takes no value, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"fault {self.name!r}: value must be a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value) or not self.low <= value <= self.high:
+            raise ValueError(
+                f"fault {self.name!r}: value must be in [{self.low:g}, {self.high:g}], got {value}"
+            )
+        return value
 
 
 FAULTS: dict[str, FaultSpec] = {
     f.name: f
     for f in [
-        FaultSpec("slow_start", 10.0, "sleep VALUE seconds after loading, before binding the port"),
+        FaultSpec(
+            "slow_start",
+            10.0,
+            "sleep VALUE seconds after loading, before binding the port",
+            high=600.0,
+        ),
         FaultSpec(
             "gil_busy_loop",
             0.0,
             "a thread spinning in Python; VALUE > 0: it holds the GIL in C calls of VALUE ms",
+            high=5000.0,
         ),
-        FaultSpec("blocked_event_loop", 5.0, "the event loop runs time.sleep(VALUE) over and over"),
+        FaultSpec(
+            "blocked_event_loop",
+            5.0,
+            "the event loop runs time.sleep(VALUE) over and over",
+            high=60.0,
+        ),
         FaultSpec("wedged_engine", None, "the engine step never completes; /health still says 200"),
         FaultSpec("no_cancel_on_disconnect", None, "keep generating after the client went away"),
         FaultSpec(
@@ -60,7 +93,11 @@ def parse_spec(spec: str) -> tuple[str, float | None]:
     name = name.strip()
     if name not in FAULTS:
         raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
-    return name, float(raw) if raw.strip() else None
+    try:
+        value = float(raw) if raw.strip() else None
+    except ValueError:
+        raise ValueError(f"fault {name!r}: value must be a number, got {raw!r}") from None
+    return name, FAULTS[name].check(value)
 
 
 class FaultController:
@@ -70,7 +107,6 @@ class FaultController:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_task: asyncio.Task | None = None
         self._gil_thread: threading.Thread | None = None
-        self.on_change = None  # callable(name, enabled), e.g. to set a gauge
 
     @classmethod
     def from_specs(cls, specs: list[str] | None) -> FaultController:
@@ -91,16 +127,16 @@ class FaultController:
         return {name: self.value(name) for name in list(self._active)}
 
     def enable(self, name: str, value: float | None = None) -> None:
+        """Switch `name` on (ValueError for an unknown fault or a value out of its bounds)."""
         if name not in FAULTS:
             raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+        value = FAULTS[name].check(value)
         with self._lock:
             self._active[name] = value
         if name == "gil_busy_loop":
             self._start_gil_thread()
         elif name == "blocked_event_loop":
             self._start_loop_task()
-        if self.on_change:
-            self.on_change(name, True)
 
     def disable(self, name: str) -> None:
         with self._lock:
@@ -108,8 +144,6 @@ class FaultController:
         if name == "gil_busy_loop" and self._gil_thread is not None:
             self._gil_thread.join(5.0)
             self._gil_thread = None
-        if self.on_change:
-            self.on_change(name, False)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:

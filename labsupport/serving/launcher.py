@@ -7,7 +7,9 @@
     200
 
 The child runs `python -m labsupport.serving.serve_cli --port 0 ...` in a new session (its own
-process group), and the context manager waits for its `listening on URL` line. On exit, even on
+process group), and the context manager waits for its `listening on URL` line. Each run gets a
+fresh admin token, handed to the child in its environment (never on the command line);
+`srv.admin_token`, `srv.admin_headers` and `srv.set_fault(name, value)` use it. On exit, even on
 an exception, the whole group gets SIGTERM, then SIGKILL after `stop_timeout_s`, and is waited
 for: no process, port or pipe is left behind.
 """
@@ -28,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labsupport.serving.admin import admin_headers, new_token, post_fault, token_env
+
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 _LISTENING = re.compile(r"^listening on (http://\S+)")
 _STARTUP = re.compile(r"^startup (\{.*\})")
@@ -44,6 +48,23 @@ class ServerProcess:
     proc: subprocess.Popen
     startup: dict = field(default_factory=dict)  # start-up phases in seconds, as the server printed
     _lines: list[str] = field(default_factory=list)
+
+    admin_token: str | None = None  # this run's token for /admin (see serving.admin)
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """Headers for a request to /admin: the token and the JSON content type."""
+        return admin_headers(self.admin_token)
+
+    def set_fault(
+        self, name: str, value: float | None = None, *, enabled: bool = True, timeout_s=10.0
+    ) -> dict:
+        """Switch a fault on (or off) at run time; returns the active faults."""
+        r = post_fault(self.base_url, self.admin_token, name, value, enabled=enabled,
+                       timeout_s=timeout_s)  # fmt: skip
+        if r.status_code != 200:
+            raise RuntimeError(f"POST /admin/fault answered {r.status_code}: {r.text}")
+        return r.json()["active"]
 
     @property
     def port(self) -> int:
@@ -139,6 +160,8 @@ def serve_subprocess(
     if stream_handler is not None:
         sent = sendable(stream_handler)
         extra += ["--stream-handler", sent if isinstance(sent, str) else encode_handler(sent)]
+    token = new_token()
+    env = {**(os.environ if env is None else env), **token_env(token)}
     proc = subprocess.Popen(
         server_command(*args, *extra),
         stdout=subprocess.PIPE,
@@ -174,7 +197,7 @@ def serve_subprocess(
                 startup = json.loads(m.group(1))
             if m := _LISTENING.match(line):
                 url = m.group(1)
-        yield ServerProcess(url, proc.pid, proc, startup, lines)
+        yield ServerProcess(url, proc.pid, proc, startup, lines, admin_token=token)
     finally:
         stop_group(proc, stop_timeout_s)
         reader.join(5.0)

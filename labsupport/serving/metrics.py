@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -163,16 +163,13 @@ class ServingMetrics:
         )  # fmt: skip
         for status in ("400", "404", "413", "503"):
             self.rejected.labels(status)  # present at 0 from the start, so rates work
-        self.fault_active = Gauge(
-            "srelab:fault_active",
-            "Injected faults switched on (1) or off (0).",
-            ["fault"],
-            registry=r,
-        )
         r.register(_EngineCollector(self))
         engine.observer = self
 
     # -- engine observer hooks (called on the engine thread) ----------------------------------
+    def on_step(self, num_tokens: int) -> None:
+        pass
+
     def on_first_token(self, req, ttft_s: float) -> None:
         self.ttft.observe(ttft_s)
 

@@ -115,10 +115,12 @@ class TinyLM(nn.Module):
         slot_mapping: torch.Tensor,
         k_cache: torch.Tensor,
         v_cache: torch.Tensor,
+        all_positions: bool = False,
     ) -> torch.Tensor:
         """Run a whole sequence (positions 0..T-1), store its K/V at `slot_mapping`.
 
-        Returns the logits of the last position, shape [vocab].
+        Returns the logits of the last position, shape [vocab] (of every position, [T, vocab],
+        with `all_positions`: what prompt logprobs need).
         """
         positions = torch.arange(token_ids.shape[0], device=token_ids.device)
         x = self.tok_emb(token_ids) + self.pos_emb(positions)
@@ -132,7 +134,7 @@ class TinyLM(nn.Module):
             )
             x = x + block.proj(out.transpose(0, 1).reshape(x.shape))
             x = x + block.mlp(x)
-        return self.lm_head(self.ln_f(x[-1]))
+        return self.lm_head(self.ln_f(x if all_positions else x[-1]))
 
     def decode(
         self,

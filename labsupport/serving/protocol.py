@@ -25,36 +25,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from labsupport.serving.bodies import MAX_BODY_BYTES, parse_json
+from labsupport.serving.errors import ApiError
 from labsupport.serving.model import Tokenizer
 from labsupport.serving.requests import SamplingParams
 
-ERROR_TYPES = {
-    400: "BadRequestError",
-    404: "NotFoundError",
-    413: "BadRequestError",
-    499: "ClientClosedRequest",
-    500: "InternalServerError",
-    503: "ServiceUnavailableError",
-}
-MAX_BODY_BYTES = 1 << 20
+__all__ = ["MAX_BODY_BYTES", "SSE_DONE", "ApiError", "parse_completion"]
+
 SSE_DONE = "data: [DONE]\n\n"
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.param = status, message, param
-
-    def body(self) -> dict:
-        kind = ERROR_TYPES.get(self.status, "BadRequestError")
-        return {
-            "error": {
-                "message": self.message,
-                "type": kind,
-                "param": self.param,
-                "code": self.status,
-            }
-        }
 
 
 class _StreamOptions(BaseModel):
@@ -140,12 +118,7 @@ def parse_completion(
 
     `check_token_ids=False` lets out-of-vocabulary ids through (the bug of lab 285).
     """
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, f"Request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}.")
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"Request body is not valid JSON: {exc}") from None
+    data = parse_json(body)
     if not isinstance(data, dict):
         raise ApiError(400, f"Request body must be a JSON object, got {type(data).__name__}.")
     try:

@@ -1,8 +1,9 @@
 """What flows through the engine: sampling parameters, requests, outputs, handles, heartbeat.
 
     >>> from labsupport.serving.requests import SamplingParams
-    >>> SamplingParams(max_tokens=8, temperature=0.0)
-    SamplingParams(max_tokens=8, temperature=0.0, top_p=1.0, seed=None)
+    >>> params = SamplingParams(max_tokens=8, temperature=0.0)
+    >>> params.max_tokens, params.is_plain
+    (8, True)
 
 `Request` is owned by the engine thread. `RequestHandle` lives on the asyncio side: the engine
 thread pushes outputs into it with `loop.call_soon_threadsafe`, the server reads them with
@@ -22,21 +23,61 @@ class EngineDeadError(RuntimeError):
 
 @dataclass(frozen=True)
 class SamplingParams:
+    """What the engine needs of a request's sampling fields (validated by the protocol layer)."""
+
     max_tokens: int = 16
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    top_k: int = 0  # 0: all tokens
+    min_p: float = 0.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias) pairs
+    allowed_token_ids: tuple[int, ...] | None = None
+    stop: tuple[str, ...] = ()  # stop strings (the text before them is returned)
+    stop_token_ids: tuple[int, ...] = ()
+    include_stop_str_in_output: bool = False
+    min_tokens: int = 0  # no stop (string or token) before this many tokens
+    logprobs: int | None = None  # top logprobs per output token (None: none)
+    prompt_logprobs: int | None = None  # per prompt token (-1: the whole vocabulary)
+
+    @property
+    def is_plain(self) -> bool:
+        """Nothing to do to the logits before temperature / top-p / top-k / min-p."""
+        return (
+            not self.logit_bias
+            and self.allowed_token_ids is None
+            and not (self.stop_token_ids and self.min_tokens)
+            and self.repetition_penalty == 1.0
+            and not self.frequency_penalty
+            and not self.presence_penalty
+        )
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A token's logprob under the raw model distribution, its rank, and the top tokens'."""
+
+    token_id: int
+    logprob: float
+    rank: int
+    top: dict  # token id -> logprob, most likely first
 
 
 @dataclass(frozen=True)
 class TokenOutput:
     request_id: str
     token_id: int | None  # None on the final output of an aborted or failed request
-    text: str
+    text: str  # text that became visible with this token (stop strings held back, cut)
     finished: bool
-    finish_reason: str | None  # "length", "abort", "error"
+    finish_reason: str | None  # "length", "stop", "abort", "error"
     num_prompt_tokens: int
     num_output_tokens: int
+    logprob: TokenLogprob | None = None  # when the request asked for logprobs
+    stop_reason: int | str | None = None  # the stop string or token id that ended it
+    prompt_logprobs: tuple | None = None  # on the first output: one entry per prompt token
 
 
 @dataclass(eq=False)
@@ -57,6 +98,8 @@ class Request:
     client_gone: bool = False
     num_preemptions: int = 0
     finish_reason: str | None = None
+    text: str = ""  # the output text so far (cut at a stop string)
+    text_sent: int = 0  # how much of it has been emitted
 
     @property
     def num_tokens(self) -> int:

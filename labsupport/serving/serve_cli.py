@@ -13,6 +13,10 @@ socket or file behind. `--stream-handler module:function` streams every response
 async generator (`fn(handle)`, see `server`), which then owns cancellation on disconnect.
 SIGINT (Ctrl-C) aborts at once. SIGUSR1 dumps every thread's stack to
 stderr (faulthandler), for when py-spy is not allowed.
+
+The admin API (`/admin/fault`) takes the token in `SRELAB_ADMIN_TOKEN` from the environment
+(the launcher sets a fresh one per run; read and removed from the environment at start, never
+printed); without it the admin API is off, and the server says how to switch it on.
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ import contextlib
 import faulthandler
 import json
 import logging
+import os
 import signal
 import socket
 import sys
 import time
+
+from labsupport.serving.admin import TOKEN_ENV, TOKEN_HEADER
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -85,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     return p
+
+
+def _admin_help(token: str | None) -> str:
+    if token:
+        return (
+            f"admin: /admin/fault takes the token in {TOKEN_ENV} (this server's environment) "
+            f"in the {TOKEN_HEADER} header, with Content-Type: application/json"
+        )
+    return (
+        f"admin: /admin/fault is off; to switch it on, start the server with {TOKEN_ENV} set, "
+        f'e.g. export {TOKEN_ENV}=$(python -c "import secrets; print(secrets.token_urlsafe(32))")'
+        f", then send it in the {TOKEN_HEADER} header"
+    )
 
 
 def _exit_on_signal(signum, frame):
@@ -176,11 +196,22 @@ def _run(args) -> int:
         phases["total_s"] += phases["slow_start_s"]
     print("startup " + json.dumps(phases), flush=True)
 
+    token = os.environ.pop(TOKEN_ENV, "") or None  # children (handlers) need not see it
+    print(_admin_help(token), flush=True)
     state = ServerState(
-        engine, faults=faults, model_name=args.model_name, stream_handler=stream_handler
+        engine,
+        faults=faults,
+        model_name=args.model_name,
+        stream_handler=stream_handler,
+        admin_token=token,
     )
     state.resident = padding  # the padding "weights" stay resident, as weights do
-    state.metrics.startup_phases = {k[:-2]: v for k, v in phases.items() if k.endswith("_s")}
+    # /metrics names phases, not faults: the slow_start sleep stands in for compilation
+    state.metrics.startup_phases = {
+        ("compile" if k == "slow_start_s" else k[:-2]): v
+        for k, v in phases.items()
+        if k.endswith("_s")
+    }
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP; without
     # it a JSON response (headers, then body) waits ~40 ms for the client's delayed ACK.

@@ -11,7 +11,11 @@ Routes: `POST /v1/completions` (streaming as server-sent events, or one JSON bod
 `GET /v1/models`, `GET /health` (200 while the engine thread lives, as vLLM's: it does not see a
 wedged step), `GET /ready` (503 while draining or when the engine is dead), `GET /metrics`
 (Prometheus), `GET /debug/heartbeat` (engine step counter and pending work, for liveness
-logic), `GET|POST /admin/fault` (fault injection). Run it with `serve_cli`.
+logic), `GET|POST /admin/fault` (fault injection, behind the run's token and loopback checks:
+see `admin`). Run it with `serve_cli`.
+
+Bodies are read with the limit enforced while reading (`bodies`); a client that hangs up
+mid-upload is logged as a disconnect, a body nested too deeply is a 400.
 
 Cancellation: when a client goes away, its request is aborted and its KV blocks freed. For
 streams, Starlette's StreamingResponse notices the ASGI `http.disconnect` and cancels the body
@@ -29,13 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from labsupport.serving import admin
+from labsupport.serving.bodies import ClientGone, parse_json, read_body
 from labsupport.serving.faults import FAULTS, FaultController
 from labsupport.serving.metrics import ServingMetrics
 from labsupport.serving.protocol import (
@@ -63,8 +68,10 @@ class ServerState:
         faults: FaultController,
         model_name: str = "srelab-tiny",
         stream_handler=None,
+        admin_token: str | None = None,
     ):
         self.engine = engine
+        self.admin_token = admin_token  # None: /admin is off
         self.stream_handler = stream_handler  # handle -> async iterator of TokenOutput (lab 286)
         self.tokenizer = engine.tokenizer
         self.faults = faults
@@ -78,9 +85,6 @@ class ServerState:
         self.handles: set[RequestHandle] = set()
         self.resident: list = []  # tensors kept alive with the server (the padding "weights")
         self._idle: asyncio.Event | None = None
-        faults.on_change = lambda name, on: self.metrics.fault_active.labels(name).set(int(on))
-        for name in faults.active():
-            self.metrics.fault_active.labels(name).set(1)
 
     def _idle_event(self) -> asyncio.Event:
         if self._idle is None:
@@ -130,7 +134,36 @@ class ServerState:
 def _error(exc: ApiError, state: ServerState | None = None) -> JSONResponse:
     if state is not None:
         state.metrics.rejected.labels(str(exc.status)).inc()
-    return JSONResponse(exc.body(), status_code=exc.status)
+    # a body left unread (413) cannot be skipped on a keep-alive connection: close it
+    headers = {"Connection": "close"} if exc.status == 413 else None
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+
+def _gone(exc: ClientGone) -> Response:
+    log.info("client disconnected: %s", exc)
+    return Response(status_code=499)  # nobody reads it
+
+
+_FAULT_FIELDS = {"name", "value", "enabled"}
+
+
+def _fault_request(data) -> tuple[str, float | None, bool]:
+    """(name, value, enabled) of a valid POST /admin/fault body; ApiError 400 otherwise."""
+    if not isinstance(data, dict):
+        raise ApiError(400, "Send a JSON object {name, value?, enabled?}.")
+    extra = sorted(set(data) - _FAULT_FIELDS)
+    if extra:
+        raise ApiError(400, f"Unknown field(s): {', '.join(extra)}; send name, value?, enabled?.")
+    name, enabled = data.get("name"), data.get("enabled", True)
+    if not isinstance(name, str) or name not in FAULTS:
+        raise ApiError(400, f"Unknown fault {name!r}; known: {', '.join(FAULTS)}.", "name")
+    if not isinstance(enabled, bool):
+        raise ApiError(400, f"enabled must be true or false, got {enabled!r}.", "enabled")
+    try:
+        value = FAULTS[name].check(data.get("value")) if enabled else None
+    except ValueError as exc:
+        raise ApiError(400, str(exc), "value") from None
+    return name, value, enabled
 
 
 class _TrackedStream(StreamingResponse):
@@ -239,13 +272,15 @@ def create_app(state: ServerState) -> FastAPI:
             )
         try:
             req = parse_completion(
-                await request.body(),
+                await read_body(request),
                 state.tokenizer,
                 state.model_name,
                 state.max_model_len,
                 check_token_ids=not state.faults.is_active("no_input_validation"),
             )
             handle = state.engine.submit(req.prompt_ids, req.params, f"cmpl-{uuid.uuid4().hex}")
+        except ClientGone as exc:
+            return _gone(exc)
         except ApiError as exc:
             return _error(exc, state)
         except EngineDeadError as exc:
@@ -297,23 +332,35 @@ def create_app(state: ServerState) -> FastAPI:
             "http_in_flight": state.in_flight,
         }
 
+    def _admin(request: Request, *, needs_json: bool) -> JSONResponse | None:
+        try:
+            admin.check(request.headers, state.admin_token, needs_json=needs_json)
+        except admin.AdminRefused as exc:
+            log.warning("admin request refused: %s", exc.message)
+            return _error(ApiError(exc.status, exc.message))
+        return None
+
     @app.get("/admin/fault")
-    async def get_faults():
+    async def get_faults(request: Request):
+        if (refused := _admin(request, needs_json=False)) is not None:
+            return refused
         return {"active": state.faults.active(), "known": {n: f.doc for n, f in FAULTS.items()}}
 
     @app.post("/admin/fault")
     async def set_fault(request: Request):
+        if (refused := _admin(request, needs_json=True)) is not None:
+            return refused
         try:
-            data = json.loads(await request.body())
-            name, value = data["name"], data.get("value")
-            if data.get("enabled", True):
-                state.faults.enable(name, None if value is None else float(value))
-            else:
-                state.faults.disable(name)
-        except (ValueError, KeyError, TypeError) as exc:
-            return _error(
-                ApiError(400, f"Bad fault request: {exc!r}. Send {{name, value?, enabled?}}.")
-            )
+            name, value, enabled = _fault_request(parse_json(await read_body(request, 4096)))
+        except ClientGone as exc:
+            return _gone(exc)
+        except ApiError as exc:
+            return _error(exc)
+        if enabled:
+            state.faults.enable(name, value)
+        else:
+            state.faults.disable(name)
+        # not logged: the logs are evidence a learner reads, and must not name the cause
         return {"active": state.faults.active()}
 
     return app

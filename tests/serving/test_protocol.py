@@ -4,7 +4,6 @@ import pytest
 
 from labsupport.serving.model import Tokenizer
 from labsupport.serving.protocol import (
-    MAX_BODY_BYTES,
     ApiError,
     chunk_body,
     completion_body,
@@ -77,7 +76,6 @@ def test_defaults_and_fields():
             "stream",
         ),
         ({"prompt": "x", "model": "gpt-4"}, 404, "model", "does not exist"),
-        (b"{" + b" " * MAX_BODY_BYTES + b"}", 413, None, "limit"),
     ],
 )
 def test_bad_requests_get_a_clear_4xx(body, status, param, words):
