@@ -40,6 +40,7 @@ class Container:
         self.started_at = time.time()
         self.started_mono = time.monotonic()
         self.finished_at: float | None = None
+        self.finished_mono: float | None = None  # time.monotonic() when it was seen exited
         self._logs: collections.deque = collections.deque(maxlen=LOG_LINES)
         self.proc = subprocess.Popen(
             self.argv,
@@ -90,8 +91,7 @@ class Container:
             self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             return False
-        if self.finished_at is None:
-            self.finished_at = time.time()
+        self._mark_finished()
         _LIVE.discard(self)
         self._reader.join(0.2)  # its last lines (a grandchild may keep the pipe open longer)
         return True
@@ -101,6 +101,9 @@ class Container:
         code = self.proc.poll()
         if code is None:
             return None
-        if self.finished_at is None:
-            self.finished_at = time.time()
+        self._mark_finished()
         return 128 - code if code < 0 else code
+
+    def _mark_finished(self) -> None:
+        if self.finished_at is None:
+            self.finished_at, self.finished_mono = time.time(), time.monotonic()

@@ -37,7 +37,8 @@ class Timing:
     min_probe_timeout_s: floor on a scaled probe timeout; a Python server on a shared CPU
         cannot promise 100 ms answers, which is not what `timeoutSeconds: 1` means on a node.
     backoff_base_seconds, backoff_max_seconds: the kubelet's container restart back-off
-        (10 s doubling to 5 min, in manifest seconds, so scaled like everything else).
+        (10 s doubling to 5 min, in manifest seconds, so scaled like everything else); it
+        resets after 600 s of running whatever the maximum (see `labsupport.k8s.backoff`).
     """
 
     time_scale: float = 0.1
@@ -59,16 +60,24 @@ class Timing:
         """Real delay before restart `restart_number` (1 = first restart: immediate).
 
         The kubelet restarts at once after the first exit, then waits 10 s, 20 s, 40 s ...
-        capped at 300 s (manifest seconds), resetting after 10 min of clean running.
+        capped at 300 s (manifest seconds; a base above the maximum is clamped to it),
+        resetting after 10 min of running.
         """
         if restart_number <= 1:
             return 0.0
-        delay = self.backoff_base_seconds * 2 ** (restart_number - 2)
+        base = min(self.backoff_base_seconds, self.backoff_max_seconds)
+        delay = base * 2 ** (restart_number - 2)
         return self.real_s(min(delay, self.backoff_max_seconds))
 
     @property
     def backoff_reset_s(self) -> float:
-        return self.real_s(2 * self.backoff_max_seconds)
+        """Real seconds of running after which the back-off starts again from the base.
+
+        600 manifest seconds whatever `backoff_max_seconds` is: the kubelet replaces
+        client-go's default expiry (2 x max) with a fixed 600 s (pkg/kubelet/kubelet.go,
+        NewMainKubelet: `crashLoopBackOff.HasExpiredFunc`).
+        """
+        return self.real_s(600.0)
 
 
 @dataclass
