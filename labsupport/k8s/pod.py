@@ -18,8 +18,15 @@ https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-terminatio
 period starts with the preStop hook (exec, sleep or httpGet); a hook still running at the
 deadline gets one 2 s extension; then SIGTERM to the main process; at the deadline SIGKILL to
 the whole container. A probe's own terminationGracePeriodSeconds overrides the pod's for the
-kills it causes. Restarts (restartPolicy Always/OnFailure) use the kubelet's back-off:
-immediate, then 10 s, 20 s ... 300 s (manifest seconds), reset after 10 min of running.
+kills it causes. Restarts (restartPolicy Always/OnFailure) use the kubelet's back-off
+(`labsupport.k8s.backoff`): immediate, then 10 s, 20 s ... 300 s (manifest seconds), counted
+from the exit, reset once a container has run 600 s.
+
+Probe events as the kubelet records them (pkg/kubelet/prober/prober.go): `Unhealthy` "<Kind>
+probe failed: ..." for a failure, `Unhealthy` "<Kind> probe errored and resulted in unknown
+state: ..." for a prober error (thrown away: it neither fails nor passes the probe), and
+`ProbeWarning` "<Kind> probe warning: ..." for a redirect the prober did not follow. Readiness
+is probed at once when the startup probe succeeds (prober_manager.go UpdatePodStatus).
 """
 
 from __future__ import annotations
@@ -30,8 +37,10 @@ import time
 from collections.abc import Callable
 
 from labsupport.k8s import events as ev
+from labsupport.k8s.backoff import crash_loop_backoff
 from labsupport.k8s.container import Container
-from labsupport.k8s.probes import ProbeTarget, ProbeWorker, run_probe
+from labsupport.k8s.probe_worker import ProbeWorker
+from labsupport.k8s.probes import ProbeTarget, run_probe
 from labsupport.k8s.spec import PodSpec, Sleep, Terminated, expand, free_port
 
 LABELS = {"startup": "Startup", "liveness": "Liveness", "readiness": "Readiness"}
@@ -70,6 +79,7 @@ class Pod:
         self._kill_request: str | None = None
         self._delete_grace: float = spec.termination_grace_period_seconds
         self._instance = 0
+        self._finished_mono: float | None = None
         self._workers: list[ProbeWorker] = []
         self._previous_logs: list[str] = []
         self._thread = threading.Thread(target=self._kubelet, name=f"kubelet-{name}", daemon=True)
@@ -205,20 +215,20 @@ class Pod:
         return self._closing or self.deletion_started is not None
 
     def _kubelet(self) -> None:
-        streak = 0  # exits in a row without 10 min of clean running in between
+        backoff, key = crash_loop_backoff(self.timing), self.spec.name
+        finished = None  # time.monotonic() when the last container was seen exited
         try:
             while not self._stopping():
-                if streak:
-                    delay_s = self.timing.backoff_s(streak)
-                    if delay_s > 0:
-                        self._back_off(delay_s)
+                if finished is not None:  # kuberuntime_manager.go doBackOff
+                    if backoff.is_in_backoff_since(key, finished):
+                        self._back_off(finished + backoff.get(key))
                         if self._stopping():
                             break
+                    backoff.next(key, finished)
                     self.restart_count += 1
                 cause = self._run_container()
+                finished = self._finished_mono
                 term = self.last_state
-                ran_s = term.finished_at - term.started_at
-                streak = 1 if ran_s > self.timing.backoff_reset_s else streak + 1
                 policy = self.spec.restart_policy
                 if cause == "exited" and (
                     policy == "Never" or (policy == "OnFailure" and term.exit_code == 0)
@@ -232,12 +242,12 @@ class Pod:
             self.done.set()
             self._changed()
 
-    def _back_off(self, delay_s: float) -> None:
+    def _back_off(self, deadline: float) -> None:
+        """CrashLoopBackOff until `deadline` (time.monotonic())."""
         c = self.spec.name
         self.state, self.waiting_reason = "Waiting", "CrashLoopBackOff"
         msg = f"Back-off restarting failed container {c} in pod {self.name}_{ev.NAMESPACE}"
         self.emit("Warning", "BackOff", msg)
-        deadline = time.monotonic() + delay_s
         with self._cv:
             while not self._stopping() and time.monotonic() < deadline:
                 self._cv.wait(min(0.05, max(0.0, deadline - time.monotonic())))
@@ -266,6 +276,7 @@ class Pod:
             container = Container(argv, env, self.spec.cwd)
         except OSError as e:
             msg = f'exec: "{argv[0]}": {e.strerror}'
+            self._finished_mono = time.monotonic()
             self.last_state = Terminated(128, "StartError", t0, time.time(), msg)
             self.state, self.waiting_reason = "Waiting", "RunContainerError"
             self.emit("Warning", "Failed", f"Error: failed to start container {c}: {msg}")
@@ -288,6 +299,7 @@ class Pod:
         for w in self._workers:
             w.stop()
         code = container.exit_code
+        self._finished_mono = container.finished_mono or time.monotonic()
         with self._cv:
             reason = "Completed" if code == 0 else "Error"
             self.last_state = Terminated(code, reason, t0, container.finished_at or time.time())
@@ -296,7 +308,7 @@ class Pod:
         return cause
 
     def _start_probes(self, container: Container) -> None:
-        self._workers = []
+        workers = []
         for kind in ("startup", "liveness", "readiness"):
             probe = getattr(self.spec, f"{kind}_probe")
             if probe is None:
@@ -311,14 +323,29 @@ class Pod:
                 self._probe_callback(self._instance),
                 gate,
             )
-            self._workers.append(worker.start())
+            workers.append(worker)
+        self._workers = workers  # all of them before any runs: startup may trigger readiness
+        for worker in workers:
+            worker.start()
+
+    def _probe_event(self, kind: str, result) -> None:
+        """The events prober.go records for one probe result."""
+        label = LABELS[kind]
+        if result.errored:
+            msg = f"{label} probe errored and resulted in {result.state} state: {result.message}"
+            self.emit("Warning", "Unhealthy", msg)
+        elif result.warning:
+            self.emit("Warning", "ProbeWarning", f"{label} probe warning: {result.message}")
+        elif not result.ok:
+            self.emit("Warning", "Unhealthy", f"{label} probe failed: {result.message}")
 
     def _probe_callback(self, instance: int):
         def on_result(kind, result, value, changed):
             if instance != self._instance or self._closing:
                 return False
-            if not result.ok:
-                self.emit("Warning", "Unhealthy", f"{LABELS[kind]} probe failed: {result.message}")
+            self._probe_event(kind, result)
+            if result.errored:  # thrown away: no verdict on the container
+                return True
             if kind == "readiness":
                 if changed and not self.terminating:
                     self.ready = bool(value)
@@ -328,6 +355,9 @@ class Pod:
                 self.started = True
                 self.ready = self.spec.readiness_probe is None and not self.terminating
                 self._changed()
+                for w in self._workers:  # prober_manager.go: an immediate readiness run
+                    if w.kind == "readiness":
+                        w.trigger()
                 return False  # a startup probe stops once it has succeeded
             if value is False:  # liveness or startup reached failureThreshold
                 msg = f"Container {self.spec.name} failed {kind} probe, will be restarted"

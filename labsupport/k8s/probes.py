@@ -7,28 +7,32 @@
 
 Handlers, as documented at https://kubernetes.io/docs/concepts/configuration/
 liveness-readiness-startup-probes and .../tasks/configure-pod-container/
-configure-liveness-readiness-startup-probes:
+configure-liveness-readiness-startup-probes, and as pkg/probe implements them:
 - `Exec(command)`: success when the command exits 0 within timeoutSeconds (run with the
-  container's environment; on timeout its process group is killed).
-- `HTTPGet(path, port)`: success when 200 <= status < 400 (redirects are not followed; a 3xx is
-  already a success), timeout covers connect + headers, at most 10 KiB of body is read.
+  container's environment; on timeout its process group is killed and the probe fails). A
+  command that cannot be started (no such executable) is a prober *error*, not a failure.
+- `HTTPGet(path, port)`: the kubelet's HTTP probe (`labsupport.k8s.http_probe`): same-host
+  redirects followed, 200-399 success, a 3xx it did not follow a warning (still a success).
 - `TCPSocket(port)`: success when the TCP handshake completes. The kernel completes it from the
   listen backlog, so a wedged process that still holds its socket passes.
 - `Call(fn)`: a Python callable (the learner's probe logic): `fn(target)` returns a bool or
-  `(bool, message)`; an exception is a failure. It cannot be killed: on timeout the probe fails
-  and the next tick fails too while the old call is still running.
+  `(bool, message)`; an exception is a failure (the callable stands for the container's health
+  endpoint). It cannot be killed: on timeout the probe fails and the next tick fails too while
+  the old call is still running.
 
-Probe timing (`ProbeWorker`): first probe initialDelaySeconds after the container started, then
-every periodSeconds (missed ticks are skipped, as with the kubelet's ticker); the result flips
-only after failureThreshold consecutive failures or successThreshold consecutive successes.
-Readiness starts as failure, liveness as success, startup as not started. All seconds are
-manifest seconds, scaled by `Timing`.
+`run_probe` returns a `ProbeResult`: `state` is the kubelet's probe result (success, warning,
+failure, unknown) and `errored` marks a prober error (a named port the container does not
+declare, an exec binary that does not exist): the kubelet throws those results away
+(pkg/kubelet/prober/worker.go doProbe: "Prober error, throw away the result"), so they neither
+fail nor pass a probe. A numbered port the container does not declare is probed anyway and
+finds nobody listening: a failure, as on a node.
+
+Probe timing and thresholds (`ProbeWorker`, `ProbeState`) live in `labsupport.k8s.probe_worker`
+and are importable from here too. All seconds are manifest seconds, scaled by `Timing`.
 """
 
 from __future__ import annotations
 
-import collections
-import http.client
 import os
 import shlex
 import signal
@@ -39,10 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from labsupport.k8s.events import Timing
-
-USER_AGENT = "kube-probe/1.37"
-MAX_BODY_BYTES = 10 * 1024
+from labsupport.k8s.http_probe import http_probe
 
 
 @dataclass(frozen=True)
@@ -125,15 +126,25 @@ class ProbeTarget:
     pod_name: str = ""
 
     def resolve_port(self, port: int | str | None) -> int:
+        """The host port for a container port, by number or name (probe.ResolveContainerPort).
+
+        A name the container does not declare raises `PortNotFound` (a prober error in the
+        kubelet); a number it does not declare raises `UndeclaredPort` (on a node the probe
+        would go to that port of the pod and find nobody listening).
+        """
         if port is None:
             if not self.ports:
-                raise ValueError("the probe names no port and the container declares none")
+                raise PortNotFound("the probe names no port and the container declares none")
             return next(iter(self.ports.values()))
         if port in self.ports:
             return self.ports[port]
-        if isinstance(port, str) and port.isdigit() and int(port) in self.ports:
-            return self.ports[int(port)]
-        raise ValueError(f"port {port!r} is not a declared container port ({list(self.ports)})")
+        if isinstance(port, str):
+            if port.isdigit() and int(port) in self.ports:
+                return self.ports[int(port)]
+            if not port.isdigit():
+                raise PortNotFound(f'strconv.Atoi: parsing "{port}": invalid syntax')
+            port = int(port)
+        raise UndeclaredPort(port, f"port {port!r} is not a declared container port")
 
     @property
     def port(self) -> int:
@@ -144,33 +155,66 @@ class ProbeTarget:
         return f"http://{self.host}:{self.resolve_port(port)}{path}"
 
 
+class PortNotFound(ValueError):
+    """The probe names a port the container does not declare."""
+
+
+class UndeclaredPort(ValueError):
+    def __init__(self, port: int, message: str):
+        super().__init__(message)
+        self.port = port
+
+
+class ProbeError(Exception):
+    """The prober could not run the probe (not a verdict on the container)."""
+
+
 @dataclass
 class ProbeResult:
-    ok: bool
-    message: str
+    ok: bool  # success or warning
+    message: str  # the kubelet's output: a body, a command's output, or what went wrong
     duration_s: float
+    errored: bool = False  # a prober error: the kubelet throws the result away
+    state: str = ""  # the probe.Result: success | warning | failure | unknown
+
+    def __post_init__(self):
+        if not self.state:
+            self.state = "unknown" if self.errored else ("success" if self.ok else "failure")
+
+    @property
+    def warning(self) -> bool:
+        """A success the kubelet reports with a ProbeWarning event (an unfollowed redirect)."""
+        return self.state == "warning"
 
 
 def run_probe(handler: Handler, target: ProbeTarget, timeout_s: float) -> ProbeResult:
-    """Run one probe now; never raises (an error is a failed probe with its message)."""
+    """Run one probe now; never raises: a failure, or an errored result with its message."""
     t0 = time.monotonic()
+    errored = False
     try:
         if isinstance(handler, Exec):
-            ok, msg = _exec(handler, target, timeout_s)
+            state, msg = _exec(handler, target, timeout_s)
         elif isinstance(handler, HTTPGet):
-            ok, msg = _http(handler, target, timeout_s)
+            state, msg, errored = _http(handler, target, timeout_s)
         elif isinstance(handler, TCPSocket):
-            ok, msg = _tcp(handler, target, timeout_s)
+            state, msg = _tcp(handler, target, timeout_s)
         elif isinstance(handler, Call):
-            ok, msg = _call(handler, target, timeout_s)
-        else:
-            ok, msg = False, f"unknown probe handler {handler!r}"
-    except Exception as e:  # a probe error is a probe failure, as in the kubelet
-        ok, msg = False, f"{type(e).__name__}: {e}"
-    return ProbeResult(ok, msg, time.monotonic() - t0)
+            state, msg = _call(handler, target, timeout_s)
+        else:  # prober.go runProbe: "missing probe handler" is an error
+            raise ProbeError(f"missing probe handler {handler!r}")
+    except UndeclaredPort as e:  # nobody listens on a port the container does not declare
+        host = getattr(handler, "host", target.host)
+        state = "failure"
+        msg = f"dial tcp {host}:{e.port}: connect: connection refused ({e})"
+    except (PortNotFound, ProbeError) as e:
+        state, msg, errored = "unknown", str(e), True
+    except Exception as e:  # our own bug, reported as a prober error rather than a verdict
+        state, msg, errored = "unknown", f"{type(e).__name__}: {e}", True
+    ok = state in ("success", "warning")
+    return ProbeResult(ok, msg, time.monotonic() - t0, errored, state)
 
 
-def _exec(h: Exec, target: ProbeTarget, timeout_s: float) -> tuple[bool, str]:
+def _exec(h: Exec, target: ProbeTarget, timeout_s: float) -> tuple[str, str]:
     env = dict(os.environ if target.env is None else target.env)
     try:
         proc = subprocess.Popen(
@@ -181,77 +225,51 @@ def _exec(h: Exec, target: ProbeTarget, timeout_s: float) -> tuple[bool, str]:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    except FileNotFoundError:
-        return False, f'exec: "{h.command[0]}": executable file not found in $PATH'
+    except OSError as e:  # as the CRI reports it: the kubelet's prober gets an error
+        why = "executable file not found in $PATH" if isinstance(e, FileNotFoundError) else e
+        raise ProbeError(
+            "OCI runtime exec failed: exec failed: unable to start container process: "
+            f'exec: "{h.command[0]}": {why}: unknown'
+        ) from None
     try:
         out, _ = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired:  # ExecProbeTimeout (GA): a timeout is a failure
         kill_group(proc)
-        return False, f"command {shlex.join(h.command)!r} timed out"
+        return "failure", f"command {shlex.join(h.command)!r} timed out"
     text = out.decode(errors="replace").strip()[-500:]
     if proc.returncode == 0:
-        return True, text
-    return False, text or f"command {shlex.join(h.command)!r} exited with code {proc.returncode}"
+        return "success", text
+    why = f"command {shlex.join(h.command)!r} exited with code {proc.returncode}"
+    return "failure", text or why
 
 
-def _http(h: HTTPGet, target: ProbeTarget, timeout_s: float) -> tuple[bool, str]:
+def _http(h: HTTPGet, target: ProbeTarget, timeout_s: float) -> tuple[str, str, bool]:
     port = target.resolve_port(h.port)
-    url = f"http://{h.host}:{port}{h.path}"
-    deadline = time.monotonic() + timeout_s
-    conn = http.client.HTTPConnection(h.host, port, timeout=timeout_s)
-    try:
-        headers = {"User-Agent": USER_AGENT, "Accept": "*/*", "Connection": "close"}
-        headers.update(dict(h.http_headers))
-        try:
-            conn.connect()
-        except ConnectionRefusedError:
-            return False, f'Get "{url}": dial tcp {h.host}:{port}: connect: connection refused'
-        except TimeoutError:
-            return False, f'Get "{url}": dial tcp {h.host}:{port}: i/o timeout'
-        try:
-            conn.request("GET", h.path, headers=headers)
-            conn.sock.settimeout(max(0.001, deadline - time.monotonic()))
-            resp = conn.getresponse()
-            conn.sock and conn.sock.settimeout(max(0.001, deadline - time.monotonic()))
-            body = resp.read(MAX_BODY_BYTES)
-        except TimeoutError:
-            return False, (
-                f'Get "{url}": context deadline exceeded '
-                "(Client.Timeout exceeded while awaiting headers)"
-            )
-        except ConnectionResetError:
-            return False, f'Get "{url}": read: connection reset by peer'
-        except (http.client.RemoteDisconnected, http.client.IncompleteRead):
-            return False, f'Get "{url}": EOF'
-        if 200 <= resp.status < 400:
-            return True, f"HTTP {resp.status}"
-        detail = body.decode(errors="replace").strip()[:200]
-        return False, f"HTTP probe failed with statuscode: {resp.status}" + (
-            f" ({detail})" if detail else ""
-        )
-    finally:
-        conn.close()
+    out = http_probe(h.host, port, h.path, h.http_headers, timeout_s)
+    return out.state, out.message, out.error
 
 
-def _tcp(h: TCPSocket, target: ProbeTarget, timeout_s: float) -> tuple[bool, str]:
+def _tcp(h: TCPSocket, target: ProbeTarget, timeout_s: float) -> tuple[str, str]:
     port = target.resolve_port(h.port)
     try:
         with socket.create_connection((h.host, port), timeout=timeout_s):
-            return True, f"connected to {h.host}:{port}"
+            return "success", f"connected to {h.host}:{port}"
     except ConnectionRefusedError:
-        return False, f"dial tcp {h.host}:{port}: connect: connection refused"
+        return "failure", f"dial tcp {h.host}:{port}: connect: connection refused"
     except TimeoutError:
-        return False, f"dial tcp {h.host}:{port}: i/o timeout"
+        return "failure", f"dial tcp {h.host}:{port}: i/o timeout"
+    except OSError as e:  # tcp.go: every dial error is a failure
+        return "failure", f"dial tcp {h.host}:{port}: {e}"
 
 
 _BUSY: dict[tuple, threading.Thread] = {}  # Call probes still running, per handler and pod
 
 
-def _call(h: Call, target: ProbeTarget, timeout_s: float) -> tuple[bool, str]:
+def _call(h: Call, target: ProbeTarget, timeout_s: float) -> tuple[str, str]:
     key = (id(h), target.pod_name, tuple(target.ports.items()))
     busy = _BUSY.get(key)
     if busy is not None and busy.is_alive():
-        return False, f"{h.describe()} is still running from an earlier tick"
+        return "failure", f"{h.describe()} is still running from an earlier tick"
     box: dict = {}
 
     def run():
@@ -265,14 +283,14 @@ def _call(h: Call, target: ProbeTarget, timeout_s: float) -> tuple[bool, str]:
     t.start()
     t.join(timeout_s)
     if t.is_alive():
-        return False, f"{h.describe()} timed out after {timeout_s:.2f}s"
+        return "failure", f"{h.describe()} timed out after {timeout_s:.2f}s"
     _BUSY.pop(key, None)
     if "error" in box:
-        return False, box["error"]
+        return "failure", box["error"]
     value = box.get("value")
     if isinstance(value, tuple) and len(value) == 2:
-        return bool(value[0]), str(value[1])
-    return bool(value), "" if value else f"{h.describe()} returned {value!r}"
+        return ("success" if value[0] else "failure"), str(value[1])
+    return ("success", "") if value else ("failure", f"{h.describe()} returned {value!r}")
 
 
 def kill_group(proc: subprocess.Popen) -> None:
@@ -287,80 +305,10 @@ def kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-class ProbeState:
-    """The kubelet's threshold logic: flip only after N consecutive opposite results."""
+def __getattr__(name: str):
+    """`ProbeState` and `ProbeWorker` moved to `probe_worker`; old imports keep working."""
+    if name in ("ProbeState", "ProbeWorker"):
+        from labsupport.k8s import probe_worker
 
-    def __init__(self, success_threshold: int, failure_threshold: int, initial: bool | None):
-        self.success_threshold = success_threshold
-        self.failure_threshold = failure_threshold
-        self.value = initial  # None: unknown (startup probe before its first success)
-        self._last: bool | None = None
-        self._run = 0
-
-    def observe(self, ok: bool) -> bool:
-        """Record one probe result; True when the probe's value changed."""
-        self._run = self._run + 1 if ok == self._last else 1
-        self._last = ok
-        needed = self.success_threshold if ok else self.failure_threshold
-        if self._run >= needed and self.value != ok:
-            self.value = ok
-            return True
-        return False
-
-
-class ProbeWorker:
-    """One probe of one container instance, on its own thread (as the kubelet does).
-
-    on_result(kind, result, state, changed) is called after every probe; returning False stops
-    the worker. gate() returning False skips a tick (liveness/readiness before startup).
-    """
-
-    INITIAL = {"readiness": False, "liveness": True, "startup": None}
-
-    def __init__(
-        self,
-        kind: str,
-        probe: Probe,
-        target: ProbeTarget,
-        timing: Timing,
-        started_at: float,
-        on_result: Callable,
-        gate: Callable[[], bool] | None = None,
-    ):
-        self.kind, self.probe, self.target, self.timing = kind, probe, target, timing
-        self.started_at = started_at  # time.monotonic() of the container start
-        self.on_result, self.gate = on_result, gate
-        self.state = ProbeState(
-            probe.success_threshold, probe.failure_threshold, self.INITIAL[kind]
-        )
-        # (seconds since the container started, result), the latest 1000
-        self.results: collections.deque = collections.deque(maxlen=1000)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"{kind}-probe", daemon=True)
-
-    def start(self) -> ProbeWorker:
-        self._thread.start()
-        return self
-
-    def stop(self, join: bool = True) -> None:
-        self._stop.set()
-        if join and self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        period_s = self.timing.real_s(self.probe.period_seconds)
-        timeout_s = self.timing.probe_timeout_s(self.probe.timeout_seconds)
-        due = self.started_at + self.timing.real_s(self.probe.initial_delay_seconds)
-        while not self._stop.wait(max(0.0, due - time.monotonic())):
-            if self.gate is None or self.gate():
-                result = run_probe(self.probe.handler, self.target, timeout_s)
-                if self._stop.is_set():
-                    return
-                self.results.append((time.monotonic() - self.started_at, result))
-                changed = self.state.observe(result.ok)
-                if self.on_result(self.kind, result, self.state.value, changed) is False:
-                    return
-            due += period_s
-            now = time.monotonic()
-            if due < now:  # a slow probe: skip the ticks it overran, keep the phase
-                due += period_s * ((now - due) // period_s + 1)
+        return getattr(probe_worker, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
