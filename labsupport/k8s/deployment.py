@@ -15,12 +15,15 @@
 The controller follows the Deployment controller's arithmetic
 (kubernetes.io/docs/concepts/workloads/controllers/deployment/#rolling-update-deployment):
 maxSurge (a count or a percentage, rounded up) bounds the pods above `replicas`, maxUnavailable
-(rounded down) bounds the available pods below it; both 0 becomes maxUnavailable=1. New pods
-are created first, old ones deleted while `available >= replicas - maxUnavailable`,
-unavailable old pods first. Terminating pods do not count as replicas but keep their GPUs
-until they have exited (`node_gpus` models a node with that many GPUs: a surge pod that does
-not fit stays Pending with FailedScheduling, and the rollout stalls until
-progressDeadlineSeconds).
+(rounded down, at most `replicas`) bounds the available pods below it; both 0 becomes
+maxUnavailable=1. New pods are created first, old ones deleted while
+`available >= replicas - maxUnavailable`, unavailable old pods first (`rollout.plan`).
+Terminating pods do not count as replicas but keep their GPUs until they have exited
+(`node_gpus` models a node with that many GPUs: a surge pod that does not fit stays Pending
+with FailedScheduling, and the rollout stalls until progressDeadlineSeconds). Progress, as the
+controller counts it (DeploymentProgressing): more updated, fewer old, more ready or more
+available pods; a rollout that makes none for progressDeadlineSeconds reports
+ProgressDeadlineExceeded.
 
 Endpoints hold ready, non-terminating pods. The balancer learns a change only after
 `endpoint_propagation_seconds` (manifest seconds): in a cluster the EndpointSlice update
@@ -40,7 +43,18 @@ from collections.abc import Callable
 from labsupport.k8s import events as ev
 from labsupport.k8s.balancer import Balancer
 from labsupport.k8s.pod import Pod
-from labsupport.k8s.rollout import PodView, Recreate, RollingUpdate, RolloutResult, plan
+from labsupport.k8s.rollout import (
+    DeploymentStatus,
+    PodView,
+    Recreate,
+    RollingUpdate,
+    RolloutResult,
+    deployment_complete,
+    deployment_progressing,
+    deployment_timed_out,
+    old_pods_running,
+    plan,
+)
 from labsupport.k8s.spec import PodSpec
 
 
@@ -83,6 +97,7 @@ class Deployment:
         self._cv = threading.Condition()
         self._stop = False
         self._last_progress = time.monotonic()
+        self._status = DeploymentStatus()
         self._thread = threading.Thread(target=self._controller, name=f"deploy-{name}", daemon=True)
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -146,6 +161,16 @@ class Deployment:
             and time.monotonic() - since >= self.timing.real_s(self.min_ready_seconds)
         )
 
+    def status(self) -> DeploymentStatus:
+        """The status counts the controller compares (non-terminating pods)."""
+        live = [p for p in self.pods if not p.terminating]
+        return DeploymentStatus(
+            replicas=len(live),
+            updated=sum(p.revision == self.revision for p in live),
+            ready=sum(p.ready for p in live),
+            available=sum(self.available(p) for p in live),
+        )
+
     def counts(self) -> dict:
         live = [p for p in self.pods if not p.terminating]
         return {
@@ -171,12 +196,7 @@ class Deployment:
         return True
 
     def complete(self) -> bool:
-        live = [p for p in self.pods if not p.terminating]
-        return (
-            len(live) == self.replicas
-            and all(p.revision == self.revision for p in live)
-            and all(self.available(p) for p in live)
-        )
+        return deployment_complete(self.replicas, self.status())
 
     def wait_ready(self, timeout_s: float) -> bool:
         """All replicas of the current template available."""
@@ -209,7 +229,8 @@ class Deployment:
                     reason = "Closed"
                     break
                 stalled_s = time.monotonic() - self._last_progress
-                if stalled_s > self.timing.real_s(self.progress_deadline_seconds):
+                stalled = stalled_s / self.timing.time_scale  # manifest seconds
+                if deployment_timed_out(self.progress_deadline_seconds, stalled):
                     reason = "ProgressDeadlineExceeded"
                     self._emit(
                         "Warning",
@@ -284,9 +305,17 @@ class Deployment:
                     self._reconcile()
                     self._schedule()
                     self._route()
+                    self._track_progress()
                 except Exception as e:  # keep reconciling; show what went wrong
                     self._emit("Warning", "ReconcileError", f"{type(e).__name__}: {e}")
                 self._cv.wait(0.02)
+
+    def _track_progress(self) -> None:
+        """syncRolloutStatus: any progress resets the progressDeadlineSeconds clock."""
+        status = self.status()
+        if deployment_progressing(self._status, status):
+            self._last_progress = time.monotonic()
+        self._status = status
 
     def _create(self, n: int) -> None:
         rs = f"{self.name}-{self.revision}"
@@ -306,7 +335,6 @@ class Deployment:
             "ScalingReplicaSet",
             f"Scaled up replica set {rs} from {before} to {before + n}",
         )
-        self._last_progress = time.monotonic()
 
     def _delete(self, pods: list[Pod]) -> None:
         by_rs: dict[str, int] = {}
@@ -321,7 +349,6 @@ class Deployment:
             )
         for p in pods:
             p.delete()
-        self._last_progress = time.monotonic()
 
     def _reconcile(self) -> None:
         self.pods = [p for p in self.pods if not (p.terminating and p.done.is_set())]
@@ -330,8 +357,10 @@ class Deployment:
             PodView(p.name, p.revision == self.revision, self.available(p), p.ready, p.scheduled)
             for p in live.values()
         ]
-        old_terminating = any(p.revision != self.revision for p in self.pods if p.terminating)
-        step = plan(views, self.replicas, self.strategy, old_terminating)
+        old_running = old_pods_running(
+            [p.phase for p in self.pods if p.revision != self.revision and p.terminating]
+        )
+        step = plan(views, self.replicas, self.strategy, old_running)
         if step.create:
             self._create(step.create)
         if step.delete:
@@ -367,9 +396,6 @@ class Deployment:
             delay_s = self.timing.real_s(self.endpoint_propagation_seconds)
             self._pending_routes.append((now + delay_s, current))
             self.endpoint_history.append((time.time(), [n for n, _, _ in current]))
-            ready_new = sum(p.revision == self.revision for p in self.pods if p.ready)
-            if ready_new:
-                self._last_progress = now
         while self._pending_routes and self._pending_routes[0][0] <= now:
             _, routes = self._pending_routes.pop(0)
             before = {n for n, _, _ in self._published}

@@ -153,14 +153,19 @@ def get_pods(pods: list[Pod]) -> str:
 
 
 def describe_deployment(dep: Deployment) -> str:
-    from labsupport.k8s.rollout import Recreate, resolve_fenceposts
+    from labsupport.k8s.rollout import Recreate, max_surge, max_unavailable
 
     c = dep.counts()
     strategy = dep.strategy
     if isinstance(strategy, Recreate):
         strat = ["StrategyType:           Recreate"]
     else:
-        surge, unavailable = resolve_fenceposts(strategy, dep.replicas)
+        # the counts the controller uses: MaxSurge, and MaxUnavailable clamped to replicas
+        # (pkg/controller/deployment/util/deployment_util.go)
+        surge, unavailable = (
+            max_surge(strategy, dep.replicas),
+            max_unavailable(strategy, dep.replicas),
+        )
         strat = [
             "StrategyType:           RollingUpdate",
             f"RollingUpdateStrategy:  {strategy.max_unavailable} max unavailable, "

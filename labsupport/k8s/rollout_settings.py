@@ -22,7 +22,7 @@ import sys
 import yaml
 
 from labsupport.k8s import manifests
-from labsupport.k8s.rollout import resolve_fenceposts
+from labsupport.k8s.rollout import max_surge, max_unavailable
 
 TIME_SCALE = 0.1  # real seconds per manifest second
 PROPAGATION_S = 3.0  # endpoint change -> balancer, manifest seconds
@@ -112,7 +112,10 @@ def settings(source) -> dict:
     pod = obj["spec"]["template"]["spec"]
     hook = ((pod["containers"][0].get("lifecycle") or {}).get("preStop")) or {}
     kw = manifests.deployment_kwargs(obj)
-    surge, unavailable = resolve_fenceposts(kw["strategy"], kw["replicas"])
+    # MaxSurge and MaxUnavailable as the controller uses them (deployment_util.go): the
+    # unavailable count is clamped to the replicas (5 replicas, maxUnavailable 10 -> 5)
+    surge = max_surge(kw["strategy"], kw["replicas"])
+    unavailable = max_unavailable(kw["strategy"], kw["replicas"])
     return {
         "replicas": kw["replicas"],
         "pre_stop_s": float((hook.get("sleep") or {}).get("seconds", 0)),
