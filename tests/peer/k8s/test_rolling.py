@@ -59,10 +59,13 @@ def test_reconcile_new_replica_set(replicas, surge, old, new, want_new):
         assert new + step.create - len(deleted_new) == want_new
 
 
-def test_reconcile_new_ignores_terminating_pods():
-    """reconcileNewReplicaSet, "should scale up according to the maxSurge with
-    TerminationStarted policy and ignore terminating pods" (current rolling_test.go; the
-    default policy): terminating pods are not counted, so 5 old -> 7 new with maxSurge 2."""
+@pytest.mark.parametrize(
+    "policy", ["with empty policy", "with TerminationStarted policy"], ids=lambda p: p
+)
+def test_reconcile_new_ignores_terminating_pods(policy):
+    """reconcileNewReplicaSet, "should scale up according to the maxSurge {policy} and ignore
+    terminating pods" (the current rolling_test.go, read without a commit id; both are the
+    default TerminationStarted behaviour): 5 old and 11 terminating pods -> 7 new."""
     pods = _pods("old", 5, 5, new=False)  # the 1 + 10 terminating pods are not PodViews
     assert plan(pods, 10, RollingUpdate(2, 0)).create == 7
 
