@@ -1,25 +1,19 @@
-"""Probe handlers against real processes, the threshold logic, and probe timing."""
+"""Probe handlers against real processes (timing and thresholds: test_probe_worker.py)."""
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import threading
-import time
 
 import psutil
 import pytest
 
-from labsupport.k8s.events import Timing
 from labsupport.k8s.probes import (
     Call,
     Exec,
     HTTPGet,
-    Probe,
-    ProbeState,
     ProbeTarget,
-    ProbeWorker,
     TCPSocket,
     run_probe,
 )
@@ -95,8 +89,11 @@ def test_probes_on_a_closed_port_fail_with_connection_refused(closed):
 def test_probe_port_by_name_and_undeclared_port(answering):
     named = ProbeTarget(ports={**answering.ports, "http": answering.ports[8000]})
     assert run_probe(HTTPGet("/health", "http"), named, timeout_s=5).ok
-    result = run_probe(TCPSocket(9999), named, timeout_s=1)
-    assert not result.ok and "not a declared container port" in result.message
+    result = run_probe(TCPSocket(9999), named, timeout_s=1)  # nobody listens there: a failure
+    assert not result.ok and not result.errored and "connection refused" in result.message
+    assert "not a declared container port" in result.message
+    unknown = run_probe(HTTPGet("/health", "metrics"), named, timeout_s=1)  # a prober error
+    assert unknown.errored and unknown.state == "unknown" and "invalid syntax" in unknown.message
 
 
 def test_exec_probe_exit_code_output_and_timeout():
@@ -119,7 +116,8 @@ def test_exec_probe_exit_code_output_and_timeout():
     left = {p.pid for p in psutil.Process().children(recursive=True)} - children_before
     assert not left, "a timed-out exec probe must be killed"
     missing = run_probe(Exec(["no-such-binary-xyz"]), target, timeout_s=1)
-    assert not missing.ok and "executable file not found" in missing.message
+    assert not missing.ok and missing.errored, "cannot start: a prober error, not a failure"
+    assert "executable file not found" in missing.message
 
 
 def test_call_probe_results_errors_and_timeouts():
@@ -137,60 +135,3 @@ def test_call_probe_results_errors_and_timeouts():
     release.set()
     assert not first.ok and "timed out" in first.message
     assert not second.ok and "still running" in second.message
-
-
-def test_probe_state_needs_consecutive_results():
-    state = ProbeState(success_threshold=1, failure_threshold=3, initial=True)
-    assert [state.observe(ok) for ok in (False, False, True, False, False)] == [False] * 5
-    assert state.value is True, "a success in between resets the failure count"
-    assert state.observe(False) is True and state.value is False
-    ready = ProbeState(success_threshold=2, failure_threshold=1, initial=False)
-    assert [ready.observe(True), ready.observe(True)] == [False, True]
-
-
-def test_worker_waits_initial_delay_then_probes_every_period():
-    timing = Timing(time_scale=0.1)
-    calls: list[float] = []
-    t0 = time.monotonic()
-    probe = Probe(
-        Call(lambda t: calls.append(time.monotonic() - t0) or True),
-        initial_delay_seconds=3,
-        period_seconds=1,
-    )
-    worker = ProbeWorker("readiness", probe, ProbeTarget(), timing, t0, lambda *a: True)
-    worker.start()
-    time.sleep(1.0)
-    worker.stop()
-    assert calls and calls[0] >= 0.3, f"first probe at {calls[0]:.3f}s, before initialDelay"
-    assert calls[0] < 0.6
-    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
-    assert len(gaps) >= 3 and 0.08 <= statistics.median(gaps) <= 0.2, gaps
-
-
-def test_worker_failure_threshold_and_gate():
-    seen = []
-    gate_open = threading.Event()
-    probe = Probe(Call(lambda t: False), period_seconds=1, failure_threshold=3)
-
-    def on_result(kind, result, value, changed):
-        seen.append((value, changed))
-        return not (changed and value is False)  # stop at the flip, as the kubelet does
-
-    worker = ProbeWorker(
-        "liveness",
-        probe,
-        ProbeTarget(),
-        Timing(time_scale=0.05),
-        time.monotonic(),
-        on_result,
-        gate=gate_open.is_set,
-    )
-    worker.start()
-    time.sleep(0.3)
-    assert seen == [], "a closed gate (startup not done) skips the probe entirely"
-    gate_open.set()
-    deadline = time.monotonic() + 5
-    while len(seen) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    worker.stop()
-    assert seen == [(True, False), (True, False), (False, True)]
