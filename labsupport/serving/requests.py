@@ -42,6 +42,7 @@ class SamplingParams:
     min_tokens: int = 0  # no stop (string or token) before this many tokens
     logprobs: int | None = None  # top logprobs per output token (None: none)
     prompt_logprobs: int | None = None  # per prompt token (-1: the whole vocabulary)
+    n: int = 1  # samples of the API request this one belongs to (for vllm:request_params_n)
 
     @property
     def is_plain(self) -> bool:

@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--torch-threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
     )
+    p.add_argument(
+        "--enable-prompt-tokens-details",
+        action="store_true",
+        help="as vLLM's flag: usage.prompt_tokens_details (cached_tokens: always 0 here)",
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     return p
 
@@ -154,7 +159,7 @@ def _run(args) -> int:
     from labsupport.serving.engine import Engine, EngineConfig
     from labsupport.serving.kv_cache import PagedKVCache
     from labsupport.serving.model import ModelConfig, Tokenizer
-    from labsupport.serving.server import ServerState
+    from labsupport.serving.state import ServerState
     from labsupport.serving.weights import ephemeral_checkpoint, load_model, persistent_checkpoint
 
     device = args.device
@@ -204,6 +209,7 @@ def _run(args) -> int:
         model_name=args.model_name,
         stream_handler=stream_handler,
         admin_token=token,
+        prompt_tokens_details=args.enable_prompt_tokens_details,
     )
     state.resident = padding  # the padding "weights" stay resident, as weights do
     # /metrics names phases, not faults: the slow_start sleep stands in for compilation

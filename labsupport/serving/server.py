@@ -1,23 +1,26 @@
-"""The OpenAI-compatible HTTP API (FastAPI) in front of the engine.
+"""The OpenAI-compatible HTTP API (FastAPI) in front of the engine, speaking vLLM's dialect.
 
     >>> from labsupport.serving.engine import Engine
     >>> from labsupport.serving.faults import FaultController
     >>> from labsupport.serving.server import ServerState, create_app
     >>> state = ServerState(Engine.build(device="cpu"), faults=FaultController())
-    >>> sorted(r.path for r in create_app(state).routes if r.path.startswith(("/v1", "/he")))
-    ['/health', '/v1/completions', '/v1/models']
+    >>> sorted(r.path for r in create_app(state).routes if r.path.startswith("/v1"))
+    ['/v1/chat/completions', '/v1/completions', '/v1/models', '/v1/models/{model_id:path}']
 
-Routes: `POST /v1/completions` (streaming as server-sent events, or one JSON body),
-`GET /v1/models`, `GET /health` (200 while the engine thread lives, as vLLM's: it does not see a
-wedged step), `GET /ready` (503 while draining or when the engine is dead), `GET /metrics`
-(Prometheus), `GET /debug/heartbeat` (engine step counter and pending work, for liveness
-logic), `GET|POST /admin/fault` (fault injection, behind the run's token and loopback checks:
-see `admin`). Run it with `serve_cli`.
+Routes as vLLM's `api_server`: `POST /v1/completions` and `POST /v1/chat/completions`
+(server-sent events or one JSON body; `Content-Type: application/json` only), `GET /v1/models`,
+`GET /v1/models/{id}`, `GET /version`, `GET /health` (200 while the engine thread lives, as
+vLLM's: it does not see a wedged step), `GET /metrics` (Prometheus, vLLM's families: see
+`metrics`). Ours beside them: `GET /ready` (503 while draining or when the engine is dead),
+`GET /debug/heartbeat` (engine step counter and pending work, for liveness logic),
+`GET|POST /admin/fault` (fault injection, behind the run's token and loopback checks: see
+`admin`). Requests and bodies: `protocol` (completions), `chat`, `sampling_fields`; answers:
+`generation` (plain) and `streaming` (SSE). Run it with `serve_cli`.
 
 Bodies are read with the limit enforced while reading (`bodies`); a client that hangs up
 mid-upload is logged as a disconnect, a body nested too deeply is a 400.
 
-Cancellation: when a client goes away, its request is aborted and its KV blocks freed. For
+Cancellation: when a client goes away, its requests are aborted and their KV blocks freed. For
 streams, Starlette's StreamingResponse notices the ASGI `http.disconnect` and cancels the body
 iterator; for plain requests the handler races the work against a disconnect listener, as vLLM's
 `with_cancellation` does. The `no_cancel_on_disconnect` fault skips the abort (the bug of lab 286).
@@ -32,103 +35,36 @@ cancelling is the handler's job. A client that leaves cancels it (`CancelledErro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import uuid
+import time
+from importlib import metadata
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from labsupport.serving import admin
-from labsupport.serving.bodies import ClientGone, parse_json, read_body
-from labsupport.serving.faults import FAULTS, FaultController
-from labsupport.serving.metrics import ServingMetrics
-from labsupport.serving.protocol import (
-    SSE_DONE,
-    ApiError,
-    ValidatedRequest,
-    chunk_body,
-    completion_body,
-    parse_completion,
-    sse,
-    usage_chunk,
-)
-from labsupport.serving.requests import EngineDeadError, RequestHandle
+from labsupport.serving.bodies import ClientGone, parse_json, read_body, require_json
+from labsupport.serving.chat import parse_chat
+from labsupport.serving.errors import ApiError
+from labsupport.serving.faults import FAULTS
+from labsupport.serving.generation import chat_response, collect, completion_response, failure
+from labsupport.serving.generation import submit as submit_job
+from labsupport.serving.protocol import parse_completion
+from labsupport.serving.requests import EngineDeadError
+from labsupport.serving.state import ServerState
+from labsupport.serving.streaming import events
+
+__all__ = ["ServerState", "create_app"]
 
 log = logging.getLogger("srelab.server")
+STARTED = int(time.time())
 
 
-class ServerState:
-    """Everything the routes share: engine, faults, metrics, in-flight requests, readiness."""
-
-    def __init__(
-        self,
-        engine,
-        *,
-        faults: FaultController,
-        model_name: str = "srelab-tiny",
-        stream_handler=None,
-        admin_token: str | None = None,
-    ):
-        self.engine = engine
-        self.admin_token = admin_token  # None: /admin is off
-        self.stream_handler = stream_handler  # handle -> async iterator of TokenOutput (lab 286)
-        self.tokenizer = engine.tokenizer
-        self.faults = faults
-        self.model_name = model_name
-        self.max_model_len = engine.model_config.max_model_len
-        self.accepting = True
-        self.in_flight = 0
-        self.metrics = ServingMetrics(
-            engine, model_name=model_name, in_flight=lambda: self.in_flight
-        )
-        self.handles: set[RequestHandle] = set()
-        self.resident: list = []  # tensors kept alive with the server (the padding "weights")
-        self._idle: asyncio.Event | None = None
-
-    def _idle_event(self) -> asyncio.Event:
-        if self._idle is None:
-            self._idle = asyncio.Event()
-            if self.in_flight == 0:
-                self._idle.set()
-        return self._idle
-
-    def begin(self, handle: RequestHandle) -> None:
-        self.in_flight += 1
-        self.handles.add(handle)
-        self._idle_event().clear()
-
-    def end(self, handle: RequestHandle, *, completed: bool | None = None) -> None:
-        """The HTTP side of a request is over; if it did not finish, its client is gone.
-
-        completed: whether the client got the response's last event (streams say so; default:
-        whether the engine finished the request).
-        """
-        if handle not in self.handles:
-            return
-        self.handles.discard(handle)
-        self.in_flight -= 1
-        if self.in_flight == 0:
-            self._idle_event().set()
-        if not (handle.finished if completed is None else completed):
-            self.metrics.client_disconnects.inc()
-            handle.mark_client_gone()
-            if self.stream_handler is None and not self.faults.is_active("no_cancel_on_disconnect"):
-                handle.abort()
-            # else: a stream handler owns cancellation; with the fault (lab 286, on purpose)
-            # the engine generates on, for nobody
-
-    async def wait_idle(self, timeout_s: float | None = None) -> bool:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._idle_event().wait(), timeout_s)
-        return self.in_flight == 0
-
-    def abort_all(self) -> int:
-        n = len(self.handles)
-        for handle in list(self.handles):
-            handle.abort(end_stream_now=True)
-        self.engine.abort_all()
-        return n
+def _version() -> str:
+    try:
+        return metadata.version("llm-sre-labs")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
 
 
 def _error(exc: ApiError, state: ServerState | None = None) -> JSONResponse:
@@ -184,80 +120,84 @@ class _TrackedStream(StreamingResponse):
                 self._on_close()
 
 
-def _outputs(state: ServerState, handle: RequestHandle):
-    if state.stream_handler is None:
-        return handle.stream()
-    outputs = state.stream_handler(handle)
-    if not hasattr(outputs, "__aiter__"):
-        if hasattr(outputs, "close"):
-            outputs.close()  # e.g. a coroutine: `async def` without `yield`
-        raise TypeError(
-            f"the stream handler returned {type(outputs).__name__}, not an async "
-            "iterator: write it as an async generator (async def ... yield)"
-        )
-    return outputs
-
-
-async def _events(state: ServerState, handle: RequestHandle, req: ValidatedRequest, done: list):
-    """The SSE body; appends to `done` once the client has the last event."""
-    rid, model, n_out = handle.request_id, state.model_name, 0
-    outputs = None
-    try:
-        outputs = _outputs(state, handle)
-        async for out in outputs:
-            if out.token_id is not None:
-                n_out = out.num_output_tokens
-                finish = out.finish_reason if out.finished else None
-                yield sse(chunk_body(rid, model, out.text, finish))
-            if out.finished and out.finish_reason in ("abort", "error"):
-                status = 503 if out.finish_reason == "abort" else 500
-                yield sse(ApiError(status, f"Request {out.finish_reason}ed by the server.").body())
-                done.append(True)
-                return  # no [DONE]: the client must see this stream as cut short
-    except Exception:
-        if state.stream_handler is None:
-            raise
-        log.exception("stream handler failed")
-        handle.abort()
-        yield sse(ApiError(500, "The stream handler failed.").body())
-        done.append(True)
-        return
-    finally:
-        if state.stream_handler is not None and hasattr(outputs, "aclose"):
-            await outputs.aclose()
-    if req.include_usage:
-        yield sse(usage_chunk(rid, model, len(req.prompt_ids), n_out))
-    yield SSE_DONE
-    done.append(True)
-
-
 async def _listen_for_disconnect(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
 
 
-async def _complete(state: ServerState, request: Request, handle: RequestHandle, req) -> Response:
-    work = asyncio.ensure_future(handle.collect())
+async def _collect_all(choices) -> None:
+    for c in choices:  # each handle buffers its outputs: reading them in turn loses nothing
+        await collect(c)
+
+
+async def _plain(state: ServerState, request: Request, job, choices, handles) -> Response:
+    work = asyncio.ensure_future(_collect_all(choices))
     gone = asyncio.ensure_future(_listen_for_disconnect(request))
     try:
         await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in (work, gone):
             task.cancel()
-        state.end(handle)
+        state.end(handles)
     if not work.done() or work.cancelled():
         return Response(status_code=499)  # nobody is listening
-    outs = work.result()
-    last = outs[-1]
-    if last.finish_reason in ("abort", "error"):
-        status = 503 if last.finish_reason == "abort" else 500
-        return _error(ApiError(status, f"Request {last.finish_reason}ed by the server."), state)
-    text = "".join(o.text for o in outs if o.token_id is not None)
-    n_out = last.num_output_tokens
-    body = completion_body(
-        handle.request_id, state.model_name, text, last.finish_reason, len(req.prompt_ids), n_out
-    )
-    return JSONResponse(body)
+    work.result()
+    if (exc := failure(choices)) is not None:
+        return _error(exc, state)
+    build = chat_response if job.kind == "chat" else completion_response
+    return JSONResponse(build(state, job, choices))
+
+
+async def _generate(state: ServerState, request: Request, parse) -> Response:
+    if not state.accepting:
+        return _error(ApiError(503, "Server is shutting down; not accepting new requests."), state)
+    try:
+        require_json(request)
+        job = parse(
+            await read_body(request),
+            state.tokenizer,
+            state.model_name,
+            state.max_model_len,
+            check_token_ids=not state.faults.is_active("no_input_validation"),
+        )
+        choices = submit_job(state, job)
+    except ClientGone as exc:
+        return _gone(exc)
+    except ApiError as exc:
+        return _error(exc, state)
+    except EngineDeadError as exc:
+        return _error(ApiError(503, str(exc)), state)
+    except ValueError as exc:
+        return _error(ApiError(400, str(exc)), state)
+    handles = [c.handle for c in choices]
+    state.begin(handles)
+    if job.stream:
+        done: list[bool] = []
+        return _TrackedStream(
+            events(state, job, choices, done),
+            on_close=lambda: state.end(handles, completed=bool(done)),
+        )
+    return await _plain(state, request, job, choices, handles)
+
+
+def _card(state: ServerState) -> dict:
+    """vLLM's ModelCard for the served model."""
+    return {
+        "id": state.model_name,
+        "object": "model",
+        "created": STARTED,
+        "owned_by": "srelab",
+        "root": state.model_name,
+        "parent": None,
+        "max_model_len": state.max_model_len,
+        "permission": [{
+            "id": f"modelperm-{state.model_name}", "object": "model_permission",
+            "created": STARTED, "allow_create_engine": False, "allow_sampling": True,
+            "allow_logprobs": True, "allow_search_indices": False, "allow_view": True,
+            "allow_fine_tuning": False, "organization": "*", "group": None,
+            "is_blocking": False,
+        }],
+    }  # fmt: skip
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -266,45 +206,25 @@ def create_app(state: ServerState) -> FastAPI:
 
     @app.post("/v1/completions")
     async def completions(request: Request):
-        if not state.accepting:
-            return _error(
-                ApiError(503, "Server is shutting down; not accepting new requests."), state
-            )
-        try:
-            req = parse_completion(
-                await read_body(request),
-                state.tokenizer,
-                state.model_name,
-                state.max_model_len,
-                check_token_ids=not state.faults.is_active("no_input_validation"),
-            )
-            handle = state.engine.submit(req.prompt_ids, req.params, f"cmpl-{uuid.uuid4().hex}")
-        except ClientGone as exc:
-            return _gone(exc)
-        except ApiError as exc:
-            return _error(exc, state)
-        except EngineDeadError as exc:
-            return _error(ApiError(503, str(exc)), state)
-        except ValueError as exc:
-            return _error(ApiError(400, str(exc)), state)
-        state.begin(handle)
-        if req.stream:
-            done: list[bool] = []
-            return _TrackedStream(
-                _events(state, handle, req, done),
-                on_close=lambda: state.end(handle, completed=bool(done)),
-            )
-        return await _complete(state, request, handle, req)
+        return await _generate(state, request, parse_completion)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        return await _generate(state, request, parse_chat)
 
     @app.get("/v1/models")
     async def models():
-        card = {
-            "id": state.model_name,
-            "object": "model",
-            "owned_by": "srelab",
-            "max_model_len": state.max_model_len,
-        }
-        return {"object": "list", "data": [card]}
+        return {"object": "list", "data": [_card(state)]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str):
+        if model_id != state.model_name:
+            return _error(ApiError(404, f"The model `{model_id}` does not exist.", "model"))
+        return _card(state)
+
+    @app.get("/version")
+    async def version():
+        return {"version": _version()}
 
     @app.get("/health")
     async def health():

@@ -37,7 +37,8 @@ def test_non_streaming_completion(srv):
     data = r.json()
     assert data["id"].startswith("cmpl-") and data["object"] == "text_completion"
     assert data["choices"][0]["finish_reason"] == "length" and data["choices"][0]["text"]
-    assert data["usage"] == {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+    assert data["usage"] == {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12,
+                             "prompt_tokens_details": None}  # fmt: skip
     again = srv.client.post("/v1/completions", json=body).json()
     assert again["choices"][0]["text"] == data["choices"][0]["text"]  # greedy: deterministic
 
@@ -66,20 +67,29 @@ def test_streaming_completion_is_server_sent_events(srv):
         (b"{oops", 400, None),
         (json.dumps({"prompt": "x", "max_token": 5}).encode(), 400, "max_token"),
         (json.dumps({"prompt": "x", "max_tokens": -5}).encode(), 400, "max_tokens"),
-        (json.dumps({"prompt": "x", "max_tokens": 10**6}).encode(), 400, "max_tokens"),
+        (json.dumps({"prompt": "x", "max_tokens": 10**6}).encode(), 400, "input_tokens"),
         (json.dumps({"prompt": ""}).encode(), 400, "prompt"),
-        (json.dumps({"prompt": "x" * 300}).encode(), 400, "prompt"),
+        (json.dumps({"prompt": "x" * 300}).encode(), 400, "input_tokens"),
         (json.dumps({"prompt": [1, 4096]}).encode(), 400, "prompt"),
         (json.dumps({"prompt": "x", "model": "other"}).encode(), 404, "model"),
     ],
+    ids=["json", "unknown", "negative", "huge", "empty", "long", "vocab", "model"],
 )
 def test_bad_requests_get_openai_errors(srv, content, status, param):
     before = metric(srv.client, srv.base_url, "srelab:rejected_requests_total")
-    r = srv.client.post("/v1/completions", content=content)
+    r = srv.client.post(
+        "/v1/completions", content=content, headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == status
     err = r.json()["error"]
     assert err["code"] == status and err["param"] == param and err["message"]
     assert metric(srv.client, srv.base_url, "srelab:rejected_requests_total") == before + 1
+
+
+def test_only_json_bodies_are_read(srv):
+    for headers in ({}, {"Content-Type": "application/x-www-form-urlencoded"}):
+        r = srv.client.post("/v1/completions", content=b'{"prompt": "x"}', headers=headers)
+        assert r.status_code == 400 and "application/json" in r.json()["error"]["message"]
 
 
 def test_metrics_endpoint(srv):
