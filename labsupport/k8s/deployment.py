@@ -25,15 +25,13 @@ controller counts it (DeploymentProgressing): more updated, fewer old, more read
 available pods; a rollout that makes none for progressDeadlineSeconds reports
 ProgressDeadlineExceeded.
 
-Endpoints hold ready, non-terminating pods. The balancer learns a change only after
-`endpoint_propagation_seconds` (manifest seconds): in a cluster the EndpointSlice update
-reaches kube-proxy and gateways seconds after the pod is marked Terminating, which is why a
-preStop sleep exists. Set it to 0 for an ideal network.
+Rollouts and `kubectl rollout undo`: `deployment_rollouts`. Scheduling on a node with
+`node_gpus` and the Service's endpoints, which reach the balancer only after
+`endpoint_propagation_seconds` (manifest seconds; 0 for an ideal network): `deployment_node`.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import secrets
 import threading
@@ -42,23 +40,23 @@ from collections.abc import Callable
 
 from labsupport.k8s import events as ev
 from labsupport.k8s.balancer import Balancer
+from labsupport.k8s.deployment_node import DeploymentNode
+from labsupport.k8s.deployment_rollouts import DeploymentRollouts
 from labsupport.k8s.pod import Pod
 from labsupport.k8s.rollout import (
     DeploymentStatus,
     PodView,
     Recreate,
     RollingUpdate,
-    RolloutResult,
     deployment_complete,
     deployment_progressing,
-    deployment_timed_out,
     old_pods_running,
     plan,
 )
 from labsupport.k8s.spec import PodSpec
 
 
-class Deployment:
+class Deployment(DeploymentRollouts, DeploymentNode):
     def __init__(
         self,
         name: str,
@@ -140,15 +138,6 @@ class Deployment:
         return self.balancer.url
 
     @property
-    def endpoints(self) -> list[tuple[str, str, int]]:
-        """Ready, non-terminating pods: the EndpointSlice (the balancer lags behind it)."""
-        return [
-            (p.name, "127.0.0.1", p.port)
-            for p in list(self.pods)
-            if p.ready and not p.terminating and p.spec.ports
-        ]
-
-    @property
     def events(self) -> list[ev.Event]:
         return self.event_log.for_object("Deployment", self.name)
 
@@ -207,78 +196,6 @@ class Deployment:
         with self._cv:
             self.replicas = replicas
             self._cv.notify_all()
-
-    def rollout(self, template: PodSpec, timeout_s: float | None = None) -> RolloutResult:
-        """Apply a new pod template and wait for the rollout (kubectl apply + rollout status)."""
-        t0, mono0 = time.time(), time.monotonic()
-        with self._cv:
-            self.template, self.revision = template, self._hash(template)
-            self.history.append(template)
-            self._last_progress = time.monotonic()
-            self._cv.notify_all()
-        revision, max_pods, min_avail = self.revision, 0, self.replicas
-        deadline = None if timeout_s is None else mono0 + timeout_s
-        reason = "Complete"
-        while True:
-            with self._cv:
-                max_pods = max(max_pods, sum(p.holds_node_resources for p in self.pods))
-                min_avail = min(min_avail, sum(self.available(p) for p in self.pods))
-                if self.complete():
-                    break
-                if self._stop:
-                    reason = "Closed"
-                    break
-                stalled_s = time.monotonic() - self._last_progress
-                stalled = stalled_s / self.timing.time_scale  # manifest seconds
-                if deployment_timed_out(self.progress_deadline_seconds, stalled):
-                    reason = "ProgressDeadlineExceeded"
-                    self._emit(
-                        "Warning",
-                        reason,
-                        f'ReplicaSet "{self.name}-{revision}" has timed out progressing.',
-                    )
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    reason = "Timeout"
-                    break
-                self._cv.wait(0.02)
-        duration_s = time.monotonic() - mono0
-        old = [p for p in self.pods if p.revision != revision and p.terminating]
-        for p in old:
-            p.done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        drained_s = time.monotonic() - mono0
-        events = [e for e in self.event_log.all() if e.last_time >= t0]
-        return RolloutResult(
-            reason == "Complete",
-            reason,
-            revision,
-            duration_s,
-            drained_s,
-            max_pods,
-            min_avail,
-            events,
-        )
-
-    def rollout_in_background(
-        self, template: PodSpec, timeout_s: float | None = None
-    ) -> concurrent.futures.Future:
-        """Start `rollout` on a thread; the Future's result is the RolloutResult."""
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-
-        def run():
-            try:
-                fut.set_result(self.rollout(template, timeout_s))
-            except BaseException as e:
-                fut.set_exception(e)
-
-        threading.Thread(target=run, name=f"rollout-{self.name}", daemon=True).start()
-        return fut
-
-    def undo(self, timeout_s: float | None = None) -> RolloutResult:
-        """kubectl rollout undo: back to the previous template."""
-        if len(self.history) < 2:
-            raise RuntimeError("no previous revision")
-        return self.rollout(self.history[-2], timeout_s)
 
     # ---- controller -----------------------------------------------------------------------
     @staticmethod
@@ -365,51 +282,3 @@ class Deployment:
             self._create(step.create)
         if step.delete:
             self._delete([live[k] for k in step.delete])
-
-    def _schedule(self) -> None:
-        """Start pending pods that fit on the node (GPUs held by terminating pods count)."""
-        used = sum(p.spec.gpus for p in self.pods if p.holds_node_resources)
-        for p in self.pods:
-            if p.scheduled or p.terminating:
-                continue
-            if self.node_gpus is not None and used + p.spec.gpus > self.node_gpus:
-                if not any(e.reason == "FailedScheduling" for e in p.events):
-                    p.emit(
-                        "Warning",
-                        "FailedScheduling",
-                        f"0/1 nodes are available: 1 Insufficient nvidia.com/gpu "
-                        f"(requested {p.spec.gpus}, free {self.node_gpus - used}). "
-                        "preemption: 0/1 nodes are available: 1 No preemption victims "
-                        "found for incoming pod.",
-                        source="default-scheduler",
-                    )
-                continue
-            used += p.spec.gpus
-            p.start()
-
-    def _route(self) -> None:
-        """Publish endpoint changes to the balancer after the propagation delay."""
-        now = time.monotonic()
-        current = self.endpoints
-        latest = self._pending_routes[-1][1] if self._pending_routes else self._published
-        if current != latest:
-            delay_s = self.timing.real_s(self.endpoint_propagation_seconds)
-            self._pending_routes.append((now + delay_s, current))
-            self.endpoint_history.append((time.time(), [n for n, _, _ in current]))
-        while self._pending_routes and self._pending_routes[0][0] <= now:
-            _, routes = self._pending_routes.pop(0)
-            before = {n for n, _, _ in self._published}
-            after = {n for n, _, _ in routes}
-            self._published = routes
-            if self.balancer:
-                self.balancer.set_backends(routes)
-            change = [f"+{n}" for n in sorted(after - before)] + [
-                f"-{n}" for n in sorted(before - after)
-            ]
-            self._emit(
-                "Normal",
-                "EndpointsSynced",
-                f"balancer routes to {len(routes)} endpoint(s) ({', '.join(change)})",
-                kind="Service",
-                source="kube-proxy",
-            )

@@ -13,20 +13,11 @@ Each declared containerPort gets a free host port on 127.0.0.1 for the pod's lif
 container learns it from `$PORT` (first port) and `$PORT_<NAME>`, and `$(PORT)` in the command
 expands as in Kubernetes. Probes name the container port and are sent to the host port.
 
-Termination (delete, or a failed liveness/startup probe), as in
-https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination: the grace
-period starts with the preStop hook (exec, sleep or httpGet); a hook still running at the
-deadline gets one 2 s extension; then SIGTERM to the main process; at the deadline SIGKILL to
-the whole container. A probe's own terminationGracePeriodSeconds overrides the pod's for the
-kills it causes. Restarts (restartPolicy Always/OnFailure) use the kubelet's back-off
-(`labsupport.k8s.backoff`): immediate, then 10 s, 20 s ... 300 s (manifest seconds), counted
-from the exit, reset once a container has run 600 s.
-
-Probe events as the kubelet records them (pkg/kubelet/prober/prober.go): `Unhealthy` "<Kind>
-probe failed: ..." for a failure, `Unhealthy` "<Kind> probe errored and resulted in unknown
-state: ..." for a prober error (thrown away: it neither fails nor passes the probe), and
-`ProbeWarning` "<Kind> probe warning: ..." for a redirect the prober did not follow. Readiness
-is probed at once when the startup probe succeeds (prober_manager.go UpdatePodStatus).
+Termination (delete, or a failed liveness/startup probe): preStop, SIGTERM, SIGKILL at the
+end of the grace period (`pod_termination`); a probe's own terminationGracePeriodSeconds
+overrides the pod's for the kills it causes. Probes and their events: `pod_probes`. Restarts
+(restartPolicy Always/OnFailure) use the kubelet's back-off (`backoff`): immediate, then 10 s,
+20 s ... 300 s (manifest seconds), counted from the exit, reset once a container ran 600 s.
 """
 
 from __future__ import annotations
@@ -39,14 +30,14 @@ from collections.abc import Callable
 from labsupport.k8s import events as ev
 from labsupport.k8s.backoff import crash_loop_backoff
 from labsupport.k8s.container import Container
+from labsupport.k8s.pod_probes import PodProbes
+from labsupport.k8s.pod_termination import PodTermination
 from labsupport.k8s.probe_worker import ProbeWorker
-from labsupport.k8s.probes import ProbeTarget, run_probe
-from labsupport.k8s.spec import PodSpec, Sleep, Terminated, expand, free_port
-
-LABELS = {"startup": "Startup", "liveness": "Liveness", "readiness": "Readiness"}
+from labsupport.k8s.probes import ProbeTarget
+from labsupport.k8s.spec import PodSpec, Terminated, expand, free_port
 
 
-class Pod:
+class Pod(PodProbes, PodTermination):
     def __init__(
         self,
         name: str,
@@ -307,69 +298,6 @@ class Pod:
         self._changed()
         return cause
 
-    def _start_probes(self, container: Container) -> None:
-        workers = []
-        for kind in ("startup", "liveness", "readiness"):
-            probe = getattr(self.spec, f"{kind}_probe")
-            if probe is None:
-                continue
-            gate = None if kind == "startup" else (lambda: self.started)
-            worker = ProbeWorker(
-                kind,
-                probe,
-                self.target(),
-                self.timing,
-                container.started_mono,
-                self._probe_callback(self._instance),
-                gate,
-            )
-            workers.append(worker)
-        self._workers = workers  # all of them before any runs: startup may trigger readiness
-        for worker in workers:
-            worker.start()
-
-    def _probe_event(self, kind: str, result) -> None:
-        """The events prober.go records for one probe result."""
-        label = LABELS[kind]
-        if result.errored:
-            msg = f"{label} probe errored and resulted in {result.state} state: {result.message}"
-            self.emit("Warning", "Unhealthy", msg)
-        elif result.warning:
-            self.emit("Warning", "ProbeWarning", f"{label} probe warning: {result.message}")
-        elif not result.ok:
-            self.emit("Warning", "Unhealthy", f"{label} probe failed: {result.message}")
-
-    def _probe_callback(self, instance: int):
-        def on_result(kind, result, value, changed):
-            if instance != self._instance or self._closing:
-                return False
-            self._probe_event(kind, result)
-            if result.errored:  # thrown away: no verdict on the container
-                return True
-            if kind == "readiness":
-                if changed and not self.terminating:
-                    self.ready = bool(value)
-                    self._changed()
-                return True
-            if kind == "startup" and value:
-                self.started = True
-                self.ready = self.spec.readiness_probe is None and not self.terminating
-                self._changed()
-                for w in self._workers:  # prober_manager.go: an immediate readiness run
-                    if w.kind == "readiness":
-                        w.trigger()
-                return False  # a startup probe stops once it has succeeded
-            if value is False:  # liveness or startup reached failureThreshold
-                msg = f"Container {self.spec.name} failed {kind} probe, will be restarted"
-                self.emit("Normal", "Killing", msg)
-                with self._cv:
-                    self._kill_request = self._kill_request or kind
-                    self._cv.notify_all()
-                return False
-            return True
-
-        return on_result
-
     def _watch(self) -> str:
         with self._cv:
             while True:
@@ -380,53 +308,3 @@ class Pod:
                 if self._kill_request:
                     return self._kill_request
                 self._cv.wait(0.05)
-
-    def _wait_exit(self, deadline: float) -> bool:
-        with self._cv:
-            while self.container.running and not self._closing:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cv.wait(min(0.05, left))
-        return not self.container.running
-
-    def _terminate(self, grace_seconds: float) -> None:
-        """preStop, then SIGTERM, then SIGKILL at the deadline that started with preStop."""
-        c = self.spec.name
-        for w in self._workers:
-            if w.kind != "readiness":  # readiness keeps probing while the pod terminates
-                w.stop(join=False)
-        if self.deletion_started is not None:
-            self.emit("Normal", "Killing", f"Stopping container {c}")
-        deadline = time.monotonic() + self.timing.real_s(grace_seconds)
-        if self.spec.pre_stop is not None and not self._closing:
-            hook = self.spec.pre_stop.describe()
-            msg = f"Running preStop hook of container {c}: {hook}"
-            self.emit("Normal", "PreStopHook", msg, source="lab-supervisor")
-            if not self._run_pre_stop(deadline):
-                deadline = time.monotonic() + self.timing.real_s(2)  # the one-off extension
-        if not self.container.running or self._closing:
-            return
-        self.container.sigterm()
-        left = max(0.0, deadline - time.monotonic())
-        msg = f"Sent SIGTERM to container {c} (grace period ends in {left:.2f}s)"
-        self.emit("Normal", "Signal", msg, source="lab-supervisor")
-        if not self._wait_exit(deadline) and not self._closing:
-            msg = f"Grace period of {grace_seconds:g}s expired: sent SIGKILL to container {c}"
-            self.emit("Warning", "Signal", msg, source="lab-supervisor")
-
-    def _run_pre_stop(self, deadline: float) -> bool:
-        """Run the hook until the deadline; False when it was still running there."""
-        hook = self.spec.pre_stop
-        if isinstance(hook, Sleep):
-            end = min(deadline, time.monotonic() + self.timing.real_s(hook.seconds))
-            with self._cv:
-                while not self._closing and time.monotonic() < end:
-                    self._cv.wait(min(0.05, end - time.monotonic()))
-            return end < deadline or hook.seconds <= 0
-        result = run_probe(hook, self.target(), max(0.001, deadline - time.monotonic()))
-        if result.ok:
-            return True
-        msg = f"PreStopHook failed for container {self.spec.name}: {result.message}"
-        self.emit("Warning", "FailedPreStopHook", msg)
-        return time.monotonic() < deadline
