@@ -93,12 +93,15 @@ def _request(url: str, headers, host_header: str | None, deadline: float):
             conn.putheader(k, v)
         conn.putheader("Connection", "close")
         conn.endheaders()
-        conn.sock.settimeout(_left(deadline, url))
+        conn.sock.settimeout(max(0.001, deadline - time.monotonic()))
         return conn, conn.getresponse()
     except TimeoutError:
         conn.close()
         msg = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
         raise _ClientError(f'Get "{url}": {msg}') from None
+    except http.client.RemoteDisconnected:  # closed without an answer
+        conn.close()
+        raise _ClientError(f'Get "{url}": EOF') from None
     except ConnectionResetError:
         conn.close()
         raise _ClientError(f'Get "{url}": read: connection reset by peer') from None

@@ -70,3 +70,21 @@ def test_a_server_that_never_answers_times_out_awaiting_headers():
         srv.close()
     assert out.state == "failure" and not out.error
     assert "Client.Timeout exceeded while awaiting headers" in out.message
+
+
+def test_a_connection_closed_without_an_answer_is_eof():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def hang_up():
+        conn, _ = srv.accept()
+        conn.recv(4096)
+        conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    try:
+        out = http_probe("127.0.0.1", srv.getsockname()[1], "/", (), timeout_s=5)
+    finally:
+        srv.close()
+    assert out.state == "failure" and out.message.endswith('/": EOF')
