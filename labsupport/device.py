@@ -19,9 +19,20 @@ import sys
 GPU_NEEDS = ("real", "optional", "none")
 
 
+def nvidia_driver_present() -> bool:
+    """A cheap look for an NVIDIA driver (no torch import): its device nodes or proc entry."""
+    import os
+
+    return any(
+        os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia/version", "/dev/dxg")
+    )
+
+
 @functools.lru_cache(maxsize=1)
 def cuda_available() -> bool:
-    """True when torch sees a usable NVIDIA GPU."""
+    """True when torch sees a usable NVIDIA GPU (False at once where no driver is installed)."""
+    if not nvidia_driver_present():
+        return False
     try:
         import torch
     except ImportError:

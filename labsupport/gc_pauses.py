@@ -26,10 +26,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from labsupport import wire
+
 ARMS = ("default", "fixed", "disabled")
 DISABLE_FOREVER = "gc:disable"  # the `disabled` arm's after_warmup: no collection, ever
 
 
+@wire.record
 @dataclass(frozen=True)
 class LoopConfig:
     """The workload. Defaults: 2-3 full collections of 200-400 ms in 10 s on a 2-core CPU box."""
@@ -55,6 +58,7 @@ class LoopConfig:
     gc_thresholds: tuple[int, int, int] | None = (700, 10, 10)
 
 
+@wire.record
 @dataclass(frozen=True)
 class Pause:
     """One collection: which generation, when it started (s), how long, what it freed."""
@@ -148,6 +152,7 @@ def percentile_ms(values, q: float) -> float:
     return float(np.percentile(values, q)) if values.size else float("nan")
 
 
+@wire.record
 @dataclass(frozen=True)
 class RequestRecord:
     """One measured request; times in s from the start of the measured window."""
@@ -163,6 +168,7 @@ class RequestRecord:
         return (self.first_token_s - self.arrival_s) * 1e3
 
 
+@wire.record
 @dataclass
 class MemorySamples:
     """Live request objects, RSS and gc.get_count() over the measured window."""
@@ -191,6 +197,7 @@ class MemorySamples:
         )
 
 
+@wire.record
 @dataclass
 class ArmResult:
     """What one arm measured, in its own process."""

@@ -10,12 +10,18 @@
 Labs use this for everything that may crash a CUDA context (device-side asserts, OOM
 experiments), needs a fresh allocator (`PYTORCH_ALLOC_CONF` is read once per process), or may
 hang (learner code): the notebook's kernel survives, and a hang costs one timeout.
-Arguments and the return value cross the process boundary pickled.
+Arguments go to the child pickled (we wrote them); the return value comes back as data
+(`labsupport.wire`), never as a pickle, because the child may have run a learner's code.
+A run whose arguments carry learner code (an exercise reference or a notebook function) is
+contained (`labsupport.contain`): sandboxed where possible, memory-capped, and every process it
+leaves behind is killed and named in `left_running`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import pickle
 import shutil
@@ -47,6 +53,10 @@ class IsolatedResult:
     error: str | None = None  # one line: why it failed
     exception_type: str | None = None  # e.g. "OutOfMemoryError" when the function raised
     traceback: str = field(default="", repr=False)
+    contained: bool = False  # learner code ran: sandbox, memory cap, leftovers killed
+    memory_exceeded: bool = False  # killed for using more than its memory limit
+    left_running: list = field(default_factory=list)  # processes it left behind (killed)
+    flags: list = field(default_factory=list)  # what its learner code touched (grading.flags)
 
 
 @contextlib.contextmanager
@@ -83,8 +93,17 @@ def _pump(stream, sink: list[str], echo) -> None:
     stream.close()
 
 
-def _run(argv: list[str], *, timeout_s: float, env: dict, cwd, echo) -> tuple:
+def _run(argv: list[str], *, timeout_s: float, env: dict, cwd, echo, limits=None,
+         pass_fds=()) -> tuple:  # fmt: skip
+    """Run argv (contained when `limits` is given); return (rc, out, err, timed_out, dur, extra)."""
     start = time.perf_counter()
+    extra = {"memory_exceeded": False, "left_running": []}
+    report = None
+    if limits is not None:
+        from labsupport import contain
+
+        report = Path(tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-contain-")[1])
+        argv = contain.wrap(argv, limits, report=str(report))
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -94,6 +113,7 @@ def _run(argv: list[str], *, timeout_s: float, env: dict, cwd, echo) -> tuple:
         errors="replace",
         env=env,
         cwd=cwd,
+        pass_fds=tuple(pass_fds),
         start_new_session=True,  # its own process group: one killpg takes every descendant
     )
     out: list[str] = []
@@ -106,20 +126,58 @@ def _run(argv: list[str], *, timeout_s: float, env: dict, cwd, echo) -> tuple:
         t.start()
     timed_out = False
     try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        timed_out, extra["memory_exceeded"] = _wait(proc, timeout_s, limits)
     finally:
         # Also reached on KeyboardInterrupt or a grader's timeout signal: never leave the group.
+        if limits is not None:
+            from labsupport import contain
+
+            if proc.poll() is None:
+                contain.kill_tree(proc.pid)
         _kill_group(proc.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
         for t in pumps:
             t.join(timeout=5)
-    return proc.returncode, "".join(out), "".join(err), timed_out, time.perf_counter() - start
+        if report is not None:
+            with contextlib.suppress(OSError, ValueError):
+                extra["left_running"] = json.loads(report.read_text() or "{}").get(
+                    "left_running", []
+                )
+            with contextlib.suppress(OSError):
+                report.unlink()
+    dur = time.perf_counter() - start
+    return proc.returncode, "".join(out), "".join(err), timed_out, dur, extra
 
 
-def _describe_exit(returncode: int | None, timed_out: bool, timeout_s: float, stderr: str) -> str:
+def _wait(proc, timeout_s: float, limits) -> tuple[bool, bool]:
+    """Wait for proc; (timed_out, memory_exceeded). Contained runs are watched for memory."""
+    if limits is None or not limits.memory_bytes:
+        try:
+            proc.wait(timeout=timeout_s)
+            return False, False
+        except subprocess.TimeoutExpired:
+            return True, False
+    from labsupport import contain
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            proc.wait(timeout=0.25)
+            return False, False
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() > deadline:
+            return True, False
+        if contain.tree_rss_bytes(proc.pid) > limits.memory_bytes:
+            return False, True
+
+
+def _describe_exit(
+    returncode: int | None, timed_out: bool, timeout_s: float, stderr: str, extra=None
+) -> str:
+    if extra and extra.get("memory_exceeded"):
+        return "killed: it used more memory than its limit"
     if timed_out:
         return f"timed out after {timeout_s:g} s (process group killed)"
     if returncode is not None and returncode < 0:
@@ -141,17 +199,26 @@ def run_python(
     extra_env: dict | None = None,
     cwd: str | os.PathLike | None = None,
     echo=None,
+    limits=None,
+    pass_fds=(),
 ) -> IsolatedResult:
     """Run `code` with `python -c` in a new process group; ok means exit code 0.
 
     env replaces the environment (default: inherit); extra_env is added on top.
     echo: a callable that receives stdout lines live (e.g. `print` for progress in a notebook).
+    limits: a `contain.Limits` to run it contained (learner code); None runs it plainly.
     """
     argv = [sys.executable, "-c", code]
-    rc, out, err, timed_out, dur = _run(
-        argv, timeout_s=timeout_s, env=_child_env(env, extra_env), cwd=cwd, echo=echo
+    rc, out, err, timed_out, dur, extra = _run(
+        argv,
+        timeout_s=timeout_s,
+        env=_child_env(env, extra_env),
+        cwd=cwd,
+        echo=echo,
+        limits=limits,
+        pass_fds=pass_fds,
     )
-    ok = rc == 0 and not timed_out
+    ok = rc == 0 and not timed_out and not extra["memory_exceeded"]
     return IsolatedResult(
         ok=ok,
         returncode=rc,
@@ -159,8 +226,29 @@ def run_python(
         stderr=err,
         timed_out=timed_out,
         duration_s=dur,
-        error=None if ok else _describe_exit(rc, timed_out, timeout_s, err),
+        error=None if ok else _describe_exit(rc, timed_out, timeout_s, err, extra),
+        contained=limits is not None,
+        memory_exceeded=extra["memory_exceeded"],
+        left_running=extra["left_running"],
     )
+
+
+def carries_learner_code(value, _depth: int = 0) -> bool:
+    """True when value (or anything inside it) is learner code: it must run contained."""
+    if getattr(value, "__srelab_learner_code__", False):
+        return True
+    if _depth > 8:
+        return False
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(carries_learner_code(v, _depth + 1) for v in value)
+    if isinstance(value, dict):
+        return any(carries_learner_code(v, _depth + 1) for v in value.values())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(
+            carries_learner_code(getattr(value, f.name), _depth + 1)
+            for f in dataclasses.fields(value)
+        )
+    return False
 
 
 def run_function(
@@ -172,43 +260,79 @@ def run_function(
     extra_env: dict | None = None,
     cwd: str | os.PathLike | None = None,
     echo=None,
+    limits=None,
     **kwargs,
 ) -> IsolatedResult:
     """Call `target` ("package.module:function") in a fresh interpreter and return its value.
 
     ok is False when the function raised (exception_type and error say what), the process
-    died (a signal, a CUDA abort) or it ran past timeout_s.
+    died (a signal, a CUDA abort), ran past timeout_s or past its memory limit. The value
+    must be data (`labsupport.wire`). limits: None contains the run when its arguments carry
+    learner code (the default `contain.Limits()`), pass a `contain.Limits` to choose.
     """
     if ":" not in target:
         raise ValueError(f"target must look like 'package.module:function', got {target!r}")
+    if limits is None and carries_learner_code((args, kwargs)):
+        from labsupport import contain
+
+        limits = contain.Limits()
     with temp_dir() as tmp:
-        payload, result = tmp / "payload.pkl", tmp / "result.pkl"
+        payload, result = tmp / "payload.pkl", tmp / "result.json"
         payload.write_bytes(pickle.dumps((target, args, kwargs)))
-        code = (
-            "import sys; from labsupport.isolate import _child_main; "
-            f"_child_main({str(payload)!r}, {str(result)!r})"
-        )
-        r = run_python(code, timeout_s=timeout_s, env=env, extra_env=extra_env, cwd=cwd, echo=echo)
-        outcome = None
-        if result.exists():
-            try:
-                outcome = pickle.loads(result.read_bytes())
-            except Exception as exc:  # a result that cannot be unpickled here
-                r.ok, r.error = False, f"could not read the result back: {exc}"
-                return r
-    if outcome is None:
+        result.touch(mode=0o600)
+        # the files are handed over open: a contained child cannot see this temp dir
+        with open(payload, "rb") as pin, open(result, "r+b") as rout:
+            code = (
+                "from labsupport.isolate import _child_main; "
+                f"_child_main({pin.fileno()}, {rout.fileno()})"
+            )
+            r = run_python(
+                code,
+                timeout_s=timeout_s,
+                env=env,
+                extra_env=extra_env,
+                cwd=cwd,
+                echo=echo,
+                limits=limits,
+                pass_fds=(pin.fileno(), rout.fileno()),
+            )
+        blob = result.read_bytes()
+    outcome = None
+    if blob:
+        from labsupport import wire
+
+        try:
+            outcome = wire.loads(blob)
+        except wire.WireError as exc:  # a result that is not data
+            r.ok, r.error = False, f"could not read the result back: {exc}"
+            return r
+    if not isinstance(outcome, dict) or "ok" not in outcome:
         r.ok = False
         r.error = r.error or "the process ended without a result"
         return r
-    if outcome["ok"]:
-        r.value = outcome["value"]
-        r.ok = not r.timed_out
+    r.flags = list(outcome.get("flags") or [])
+    if r.flags:
+        from labsupport.grading import flags
+
+        flags.collect(r.flags)
+    if outcome["ok"] and r.ok:
+        r.value = outcome.get("value")
+    elif outcome["ok"]:
+        pass  # a value, but the process then timed out or overran its memory: not ok
     else:
         r.ok = False
-        r.exception_type = outcome["exception_type"]
-        r.error = f"{outcome['exception_type']}: {outcome['message']}"
-        r.traceback = outcome["traceback"]
+        r.exception_type = str(outcome.get("exception_type"))
+        r.error = f"{outcome.get('exception_type')}: {outcome.get('message')}"
+        r.traceback = str(outcome.get("traceback", ""))
     return r
+
+
+def call_learner(fn, /, *args, **kwargs):
+    """Call learner code sent as a ref (`.load()`) or notebook function; a run_function target.
+
+    >>> # isolate.run_function("labsupport.isolate:call_learner", lab.ref("f"), 21, timeout_s=30)
+    """
+    return (fn.load() if hasattr(fn, "load") else fn)(*args, **kwargs)
 
 
 def _resolve(target: str):
@@ -221,9 +345,13 @@ def _resolve(target: str):
     return obj
 
 
-def _child_main(payload_path: str, result_path: str) -> None:
+def _child_main(payload_fd: int, result_fd: int) -> None:
     """Entry point inside the fresh interpreter (see run_function)."""
-    target, args, kwargs = pickle.loads(Path(payload_path).read_bytes())
+    from labsupport import wire
+
+    with os.fdopen(payload_fd, "rb") as f:
+        target, args, kwargs = pickle.loads(f.read())
+    out = os.fdopen(result_fd, "wb")
     try:
         value = _resolve(target)(*args, **kwargs)
         outcome = {"ok": True, "value": value}
@@ -234,16 +362,27 @@ def _child_main(payload_path: str, result_path: str) -> None:
             "message": str(exc).strip()[:4000],
             "traceback": traceback.format_exc(),
         }
+    outcome["flags"] = _learner_flags()
     try:
-        data = pickle.dumps(outcome)
-    except Exception as exc:
-        data = pickle.dumps(
+        data = wire.dumps(outcome)
+    except wire.WireError as exc:
+        data = wire.dumps(
             {
                 "ok": False,
-                "exception_type": "PicklingError",
-                "message": f"the return value of {target} cannot be pickled: {exc}",
+                "exception_type": "WireError",
+                "message": f"the return value of {target} cannot be sent back: {exc}",
                 "traceback": "",
+                "flags": outcome["flags"],
             }
         )
-    Path(result_path).write_bytes(data)
+    out.seek(0)
+    out.truncate()
+    out.write(data)
+    out.close()
     sys.stdout.flush()
+
+
+def _learner_flags() -> list:
+    """Flags raised by learner code this process loaded (none loaded: nothing to say)."""
+    module = sys.modules.get("labsupport.grading.flags")
+    return module.recorded() if module is not None else []

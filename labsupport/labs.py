@@ -32,6 +32,7 @@ class Lab:
     services: tuple[str, ...] = ()
     min_ratio: float = 1.0  # the headline's before/after ratio a run must reach (tests check it)
     done: bool = False
+    allowed_flags: tuple[str, ...] = ()  # grading.flags kinds this lab's exercises need
 
     @property
     def slug(self) -> str:

@@ -29,6 +29,8 @@ class PortableFunction:
     This sends the compiled code instead; `load()` rebuilds the function there.
     """
 
+    __srelab_learner_code__ = True  # it runs contained (labsupport.contain)
+
     name: str
     code: bytes
     refs: tuple  # (global name, module name, attribute path or "") for modules and functions

@@ -76,6 +76,36 @@ def test_temp_dir_is_removed_even_on_error():
     assert not path.exists()
 
 
-def test_unpicklable_return_is_a_clear_error():
+def test_a_return_value_that_is_not_data_is_a_clear_error():
     r = isolate.run_function("threading:Lock", timeout_s=60)
-    assert not r.ok and "cannot be pickled" in r.error
+    assert not r.ok and "cannot be sent back" in r.error
+
+
+def test_learner_code_runs_contained_and_what_it_leaves_is_named():
+    from labsupport.portable import portable
+
+    def leave_sleepers():
+        import os
+
+        for _ in range(3):
+            if os.fork() == 0:
+                os.setsid()
+                if os.fork() == 0:
+                    os.execvp("sleep", ["sleep", "600"])
+                os._exit(0)
+        return 7
+
+    r = isolate.run_function(
+        "labsupport.isolate:call_learner", portable(leave_sleepers), timeout_s=60
+    )
+    assert r.ok and r.value == 7 and r.contained
+    assert len(r.left_running) == 3 and all("sleep" in c for c in r.left_running)
+
+
+def test_memory_cap_on_contained_runs():
+    from labsupport import contain
+
+    r = isolate.run_python(
+        "b = bytearray(20 * 2**30)", timeout_s=60, limits=contain.Limits(memory_bytes=2**30)
+    )
+    assert not r.ok and "MemoryError" in r.error

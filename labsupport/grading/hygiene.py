@@ -37,11 +37,31 @@ class Snapshot:
     gpu_bytes: int | None
 
 
+_EXEMPT: set[int] = set()
+
+
+def exempt(pid: int) -> None:
+    """Do not count this process tree (one that lives for the whole session on purpose,
+    like a grading run's submission process); it is cleaned up by its owner."""
+    _EXEMPT.add(pid)
+
+
+def unexempt(pid: int) -> None:
+    _EXEMPT.discard(pid)
+
+
 def _children() -> dict[int, psutil.Process]:
     out = {}
+    skip: set[int] = set()
+    for pid in list(_EXEMPT):
+        try:
+            root = psutil.Process(pid)
+            skip |= {root.pid, *(c.pid for c in root.children(recursive=True))}
+        except psutil.Error:
+            _EXEMPT.discard(pid)
     for p in psutil.Process().children(recursive=True):
         try:
-            if p.status() != psutil.STATUS_ZOMBIE:
+            if p.pid not in skip and p.status() != psutil.STATUS_ZOMBIE:
                 out[p.pid] = p
         except psutil.NoSuchProcess:
             pass

@@ -16,6 +16,7 @@ whatever the checks run.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from labsupport import labs
 from labsupport.grading import report, runner
@@ -51,14 +52,26 @@ def history_cells(history: list[str], names: list[str]) -> list[str]:
 
 
 def _write_notebook(cells: list[str], path) -> None:
-    import nbformat
+    """A minimal nbformat-4 notebook of exercise cells (plain JSON: nbformat is slow to import)."""
+    import json
 
-    nb = nbformat.v4.new_notebook()
-    for i, source in enumerate(cells):
-        cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["exercise"]})
-        cell["id"] = f"live-{i}"
-        nb.cells.append(cell)
-    nbformat.write(nb, str(path))
+    nb = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {},
+        "cells": [
+            {
+                "cell_type": "code",
+                "id": f"live-{i}",
+                "metadata": {"tags": ["exercise"]},
+                "source": source,
+                "outputs": [],
+                "execution_count": None,
+            }
+            for i, source in enumerate(cells)
+        ],
+    }
+    Path(path).write_text(json.dumps(nb))
 
 
 def check(

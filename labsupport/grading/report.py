@@ -76,15 +76,42 @@ def update_entry(entry: dict, rep) -> None:
         entry["outcome"] = "passed"
 
 
-def write_pytest_report(path: Path, results: list[dict], *, target, started: float) -> None:
+def write_pytest_report(
+    path: Path,
+    results: list[dict],
+    *,
+    target,
+    started: float,
+    key: bytes | None = None,
+    sandbox: str = "",
+) -> None:
     payload = {
         "target": str(target) if target else "solutions/",
         "started": started,
         "duration_s": round(time.time() - started, 3),
         "environment": device.environment(),
+        "sandbox": sandbox,
         "checks": results,
     }
+    if key:
+        payload["signature"] = sign(payload, key)
     path.write_text(json.dumps(payload, indent=2))
+
+
+def sign(payload: dict, key: bytes) -> str:
+    """HMAC-SHA256 of the report (without its signature), keyed by the grading run's secret."""
+    import hashlib
+    import hmac
+
+    body = {k: v for k, v in payload.items() if k != "signature"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def verify(payload: dict, key: bytes) -> bool:
+    import hmac
+
+    return hmac.compare_digest(str(payload.get("signature", "")), sign(payload, key))
 
 
 def summary(checks: list[dict]) -> dict:

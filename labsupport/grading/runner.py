@@ -13,6 +13,7 @@ never hang the grader.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,29 @@ from labsupport.grading import report
 DEFAULT_TIMEOUT_S = 1800
 
 
+def _fingerprint(lab) -> dict[str, str]:
+    """sha256 of every file a verdict depends on: the checks, their conftest, the package."""
+    import hashlib
+
+    tests = labs.REPO_ROOT / "tests"
+    files = [
+        *sorted((tests / "labs").rglob("*.py")),
+        *sorted(tests.glob("*.py")),
+        *sorted((labs.REPO_ROOT / "labsupport").rglob("*.py")),
+    ]
+    out = {}
+    for f in files:
+        try:
+            out[str(f.relative_to(labs.REPO_ROOT))] = hashlib.sha256(f.read_bytes()).hexdigest()
+        except OSError:
+            out[str(f)] = "unreadable"
+    return out
+
+
+def _grader_failure(title: str, hint: str) -> dict:
+    return {"check": title, "doc": "", "outcome": "failed", "hint": hint, "duration_s": 0}
+
+
 def grade(
     lab_key,
     target: str | Path | None,
@@ -30,11 +54,15 @@ def grade(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     echo=None,
     extra_args: tuple[str, ...] = (),
+    seed: int | None = None,
 ) -> dict:
     """Run lab `lab_key`'s checks against `target` (None: solutions/); return the report dict.
 
-    The report: lab, target, passed, attempt, environment, duration_s, checks (one dict per
-    check: check, doc, outcome, hint, duration_s).
+    The report: lab, target, passed, attempt, environment, sandbox, duration_s, checks (one
+    dict per check: check, doc, outcome, hint, duration_s, flags), flags. The checks run in a
+    fresh pytest process that signs its report with a key only this process and it know; a
+    report that is missing, unsigned, or disagrees with pytest's exit status fails, and so does
+    a run during which the grader's own files changed.
     """
     lab = labs.get(lab_key)
     if not lab.test_path.exists():
@@ -43,8 +71,13 @@ def grade(
     if target_path is not None and not target_path.exists():
         raise FileNotFoundError(f"no such notebook: {target}")
     started = time.time()
+    before = _fingerprint(lab)
+    key = os.urandom(32)
     with isolate.temp_dir() as tmp:
         json_path = tmp / "report.json"
+        read_end, write_end = os.pipe()
+        os.write(write_end, key)
+        os.close(write_end)
         args = [
             str(lab.test_path),
             "-q",
@@ -53,44 +86,88 @@ def grade(
             "--no-header",
             f"--rootdir={labs.REPO_ROOT}",
             f"--srelab-json={json_path}",
+            f"--srelab-key-fd={read_end}",
             *extra_args,
         ]
+        if seed is not None:
+            args.append(f"--lab-seed={int(seed)}")
         if target_path is not None:
             args.append(f"--lab-notebook={target_path}")
         code = f"import sys, pytest; sys.exit(pytest.main({args!r}))"
-        run = isolate.run_python(code, timeout_s=timeout_s, cwd=labs.REPO_ROOT, echo=echo)
-        data = json.loads(json_path.read_text()) if json_path.exists() else None
+        try:
+            run = isolate.run_python(
+                code, timeout_s=timeout_s, cwd=labs.REPO_ROOT, echo=echo, pass_fds=(read_end,)
+            )
+        finally:
+            os.close(read_end)
+        try:
+            data = json.loads(json_path.read_text()) if json_path.exists() else None
+        except ValueError:
+            data = None
+    changed = sorted(k for k, v in _fingerprint(lab).items() if before.get(k) != v)
+    checks, environment = _checks_from(data, run, key)
+    if changed:
+        checks.append(
+            _grader_failure(
+                "grader files unchanged",
+                "the grader's own files changed while grading ("
+                + ", ".join(changed[:5])
+                + "): this report cannot be trusted; restore them (git checkout) and grade again",
+            )
+        )
+    flags = []
+    for c in checks:
+        flags += [dict(f, check=c["check"]) for f in c.get("flags", [])]
+    from labsupport import contain
+
+    return {
+        "lab": lab.slug,
+        "target": str(target_path) if target_path else str(lab.solution_path),
+        "seed": seed,
+        "passed": report.all_passed(checks),
+        "attempt": report.next_attempt(lab.number, str(target_path or "")),
+        "environment": environment,
+        "sandbox": (data or {}).get("sandbox") or contain.sandbox().describe(),
+        "duration_s": round(time.time() - started, 2),
+        "python": sys.version.split()[0],
+        "checks": checks,
+        "flags": flags,
+    }
+
+
+def _checks_from(data, run, key: bytes) -> tuple[list[dict], dict]:
+    """The checks of a signed report whose verdicts agree with pytest's exit status."""
     if data is None:
         why = run.error or "pytest wrote no report"
         tail = "\n".join(
             run.stdout.strip().splitlines()[-15:] + run.stderr.strip().splitlines()[-5:]
         )
-        checks = [
-            {
-                "check": "grading run",
-                "doc": "",
-                "outcome": "failed",
-                "hint": f"the grader itself did not finish: {why}\n{tail}",
-                "duration_s": 0,
-            }
-        ]
-        environment = device.environment()
-    else:
-        checks = [
-            c
-            for c in data["checks"]
-            if c["nodeid"].startswith("tests/labs/")
-            or "/tests/labs/" in c["nodeid"]
-            or c["nodeid"].startswith("test_")
-        ] or data["checks"]
-        environment = data["environment"]
-    return {
-        "lab": lab.slug,
-        "target": str(target_path) if target_path else str(lab.solution_path),
-        "passed": report.all_passed(checks),
-        "attempt": report.next_attempt(lab.number, str(target_path or "")),
-        "environment": environment,
-        "duration_s": round(time.time() - started, 2),
-        "python": sys.version.split()[0],
-        "checks": checks,
-    }
+        return [
+            _grader_failure("grading run", f"the grader itself did not finish: {why}\n{tail}")
+        ], device.environment()
+    if not report.verify(data, key):
+        return [
+            _grader_failure(
+                "grading run",
+                "the report is not the one the grader wrote (its signature does not match): "
+                "something rewrote it; nothing in it counts",
+            )
+        ], device.environment()
+    checks = [
+        c
+        for c in data["checks"]
+        if c["nodeid"].startswith("tests/labs/")
+        or "/tests/labs/" in c["nodeid"]
+        or c["nodeid"].startswith("test_")
+    ] or data["checks"]
+    failed_any = any(c["outcome"] == "failed" for c in checks)
+    if (run.returncode == 0) == failed_any:
+        checks = [dict(c, outcome="failed") if c["outcome"] == "passed" else c for c in checks]
+        checks.append(
+            _grader_failure(
+                "grading run",
+                f"pytest exited with status {run.returncode} but its report says "
+                f"{'some checks failed' if failed_any else 'none failed'}: the run is not trusted",
+            )
+        )
+    return checks, data["environment"]

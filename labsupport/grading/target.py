@@ -6,7 +6,8 @@
     ['after_warmup', 'share_of_slow_requests_in_gc']
 
 Only exercise cells are loaded (tagged `exercise`, or any cell that defines a name the lab
-grades), never the whole notebook: grading does not re-run the lab's experiments. Every way a
+grades), never the whole notebook: grading does not re-run the lab's experiments. They are
+loaded in a submission process (`grading.submission`), never in the grader's. Every way a
 target can be wrong (not a notebook, a syntax error, a missing function, a loop at top level)
 ends in a TargetError or a failed check with a message a learner can act on.
 """
@@ -14,15 +15,13 @@ ends in a TargetError or a failed check with a message a learner can act on.
 from __future__ import annotations
 
 import ast
-import importlib.util
+import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from labsupport import isolate
-
 EXERCISE_TAG = "exercise"
-LOAD_TIMEOUT_S = 30
 
 
 class TargetError(Exception):
@@ -37,6 +36,56 @@ class Cell:
     tags: tuple[str, ...] = ()
 
 
+def _read_ipynb(path: Path) -> dict:
+    """The notebook's JSON (nbformat 4), read directly: importing nbformat costs ~2 s."""
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except ValueError as exc:
+        raise TargetError(f"{path} is not a notebook: it is not JSON ({exc})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise TargetError(f"{path} is not a notebook: it has no cells")
+    if nb.get("nbformat", 4) < 4:
+        raise TargetError(f"{path} is an nbformat {nb.get('nbformat')} notebook: save it as v4")
+    for cell in nb["cells"]:
+        if not isinstance(cell, dict):
+            raise TargetError(f"{path} is not a notebook: a cell is not an object")
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(str(x) for x in cell["source"])
+    return nb
+
+
+_HEADER = re.compile(r"^# %%(?P<rest>.*)$")
+
+
+def _read_percent(path: Path) -> list[dict]:
+    """Cells of a jupytext py:percent file (what solutions/ holds), without importing jupytext.
+
+    Markdown cells keep their text without the leading "# "; only code cells and tags matter
+    for grading.
+    """
+    cells: list[dict] = []
+    current = None
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        m = _HEADER.match(line)
+        if m:
+            rest = m.group("rest")
+            kind = "markdown" if "[markdown]" in rest else "code"
+            tags = re.search(r"tags=(\[[^\]]*\])", rest)
+            try:
+                tag_list = json.loads(tags.group(1)) if tags else []
+            except ValueError:
+                raise TargetError(f"{path}: unreadable cell header {line!r}") from None
+            current = {"cell_type": kind, "metadata": {"tags": tag_list}, "lines": []}
+            cells.append(current)
+        elif current is not None:
+            if current["cell_type"] == "markdown":
+                line = line[2:] if line.startswith("# ") else line.lstrip("#")
+            current["lines"].append(line)
+    for cell in cells:
+        cell["source"] = "\n".join(cell.pop("lines")).strip("\n")
+    return cells
+
+
 def read_cells(path: str | Path) -> list[Cell]:
     """Cells of an .ipynb or a jupytext .py file."""
     path = Path(path)
@@ -45,25 +94,13 @@ def read_cells(path: str | Path) -> list[Cell]:
     if path.is_dir():
         raise TargetError(f"{path} is a directory, not a notebook")
     if path.suffix == ".ipynb":
-        import nbformat
-
-        try:
-            nb = nbformat.read(str(path), as_version=4)
-        except Exception as exc:  # nbformat raises several kinds for "not JSON"/"not nbformat"
-            raise TargetError(f"{path} is not a notebook: {exc}") from exc
-        if "cells" not in nb:
-            raise TargetError(f"{path} is not a notebook: it has no cells")
+        nb = _read_ipynb(path)
     elif path.suffix == ".py":
-        import jupytext
-
-        try:
-            nb = jupytext.read(str(path), fmt="py:percent")
-        except Exception as exc:
-            raise TargetError(f"{path} could not be read as a jupytext notebook: {exc}") from exc
+        nb = {"cells": _read_percent(path)}
     else:
         raise TargetError(f"{path} is not a notebook: expected a .ipynb or a jupytext .py file")
     cells = []
-    for i, c in enumerate(nb.cells):
+    for i, c in enumerate(nb["cells"] if isinstance(nb, dict) else nb.cells):
         tags = tuple(c.get("metadata", {}).get("tags", []) or ())
         cells.append(Cell(i, c.get("cell_type", "code"), c.get("source", ""), tags))
     return cells
@@ -138,103 +175,146 @@ def exercise_source(cells: list[Cell], names: list[str] | None = None) -> str:
     return "\n".join(parts)
 
 
-def write_module(source: str, directory: Path, lab_number: int) -> Path:
-    path = Path(directory) / f"srelab_exercises_{lab_number}.py"
-    path.write_text(source)
-    return path
-
-
-def validate_module(path: Path, timeout_s: float = LOAD_TIMEOUT_S) -> None:
-    """Import the module in a fresh process first: a top-level loop or crash can't hang us."""
-    code = (
-        "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('srelab_exercises', {str(path)!r})\n"
-        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
-    )
-    r = isolate.run_python(code, timeout_s=timeout_s)
-    if r.timed_out:
-        raise TargetError(
-            f"loading your exercise cells did not finish within {timeout_s:g} s: exercise cells "
-            "must only define functions and constants (is there a loop or a long computation "
-            "at the top level of an exercise cell?)"
-        )
-    if not r.ok:
-        lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
-        raise TargetError(
-            "your exercise cells fail when loaded: " + (lines[-1] if lines else str(r.error))
-        )
+def module_label(lab_number: int) -> str:
+    """The file name learner code is compiled under (tracebacks and flags map it to cells)."""
+    return f"<your exercise cells, lab {lab_number}>"
 
 
 _MODULES: dict[str, object] = {}
 
 
-def load_module(path: str | Path):
-    """Import the exercise module in this process (cached per path)."""
-    key = str(Path(path).resolve())
+def load_source(source: str, label: str):
+    """Exec learner source as a module in this process (once per source), watched by flags."""
+    import hashlib
+    import types
+
+    key = hashlib.sha256(source.encode()).hexdigest()
     if key not in _MODULES:
-        name = f"srelab_exercises_{len(_MODULES)}"
-        spec = importlib.util.spec_from_file_location(name, key)
-        module = importlib.util.module_from_spec(spec)
+        from labsupport.grading import flags
+
+        flags.install(label, source)
+        name = f"srelab_exercises_{key[:12]}"
+        module = types.ModuleType(name)
+        module.__file__ = label
         sys.modules[name] = module  # dataclasses and pickling look modules up by name
-        spec.loader.exec_module(module)
+        exec(compile(source, label, "exec"), module.__dict__)
         _MODULES[key] = module
     return _MODULES[key]
 
 
 @dataclass(frozen=True)
 class ExerciseRef:
-    """A picklable pointer to a learner definition, for workloads in another process.
+    """A learner definition sent to a workload in another process (which runs contained).
 
     >>> # ref = lab.ref("after_warmup"); isolate.run_function("pkg.mod:run", fix=ref, ...)
     >>> # in the child: fn = ref.load()
     """
 
-    module_path: str
+    __srelab_learner_code__ = True  # isolate and the launchers contain whatever loads it
+
+    source: str
+    label: str
     name: str
 
     def load(self):
-        module = load_module(self.module_path)
+        module = load_source(self.source, self.label)
         if not hasattr(module, self.name):
             raise AttributeError(f"your notebook does not define `{self.name}`")
         return getattr(module, self.name)
 
 
-class LearnerExercises:
-    """The learner's definitions, as the `lab` fixture hands them to the checks."""
+class ExerciseProxy:
+    """`lab.NAME`: calls go to the submission process; the value comes back as data."""
 
-    def __init__(self, lab, module_path: Path, target: Path):
+    def __init__(self, exercises: LearnerExercises, name: str):
+        self._exercises, self.__name__ = exercises, name
+
+    def __call__(self, *args, **kwargs):
+        return self._exercises.call(self.__name__, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<learner function {self.__name__}>"
+
+
+class LearnerExercises:
+    """The learner's definitions, as the `lab` fixture hands them to the checks.
+
+    Nothing of the learner's runs in this process: `lab.NAME(...)` is a proxy to the
+    submission process, `lab.ref(NAME)` a reference a workload loads in its own.
+    """
+
+    deadline: float | None = None  # set per check by the plugin: calls must end before it
+
+    def __init__(self, lab, source: str, target: Path):
+        from labsupport.grading.submission import Submission
+
         self.lab = lab
         self.number = lab.number
-        self.module_path = Path(module_path)
+        self.source = source
+        self.label = module_label(lab.number)
         self.target = Path(target)
+        self.submission = Submission(source, self.label)
+        from labsupport.grading import hygiene
 
-    @property
-    def module(self):
-        return load_module(self.module_path)
+        self.submission.on_start = hygiene.exempt  # it lives for the session, on purpose
+        self.submission.on_stop = hygiene.unexempt
+        self.names: list[str] = []
+
+    def start(self) -> None:
+        from labsupport.grading.submission import SubmissionError
+
+        try:
+            self.names = self.submission.start()
+        except SubmissionError as exc:
+            self.submission.close()
+            raise TargetError(str(exc)) from None
+
+    def close(self) -> None:
+        self.submission.close()
+
+    def _missing(self, name: str):
+        import pytest
+
+        pytest.fail(
+            f"your notebook does not define `{name}`: write it in the exercise cell "
+            f"of lab {self.number} (keep the name and signature of the stub)",
+            pytrace=False,
+        )
 
     def __getattr__(self, name: str):
-        if name.startswith("__"):
+        if name.startswith("__") or name in ("submission", "names", "source", "label"):
             raise AttributeError(name)
-        module = load_module(self.module_path)
-        if not hasattr(module, name):
-            import pytest
+        if name not in self.names:
+            self._missing(name)
+        return ExerciseProxy(self, name)
 
-            pytest.fail(
-                f"your notebook does not define `{name}`: write it in the exercise cell "
-                f"of lab {self.number} (keep the name and signature of the stub)",
-                pytrace=False,
-            )
-        return getattr(module, name)
+    def call(self, name: str, args: tuple, kwargs: dict):
+        import time
+
+        import pytest
+
+        from labsupport.grading.submission import DEFAULT_CALL_TIMEOUT_S, SubmissionError
+
+        limit = DEFAULT_CALL_TIMEOUT_S
+        if LearnerExercises.deadline is not None:
+            limit = max(1.0, min(limit, LearnerExercises.deadline - time.monotonic()))
+        try:
+            return self.submission.call(name, args, kwargs, timeout_s=limit)
+        except SubmissionError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        except AttributeError:
+            self._missing(name)
 
     def ref(self, name: str) -> ExerciseRef:
-        getattr(self, name)  # fail here, clearly, if it is missing
-        return ExerciseRef(str(self.module_path), name)
+        if name not in self.names:
+            self._missing(name)  # fail here, clearly, if it is missing
+        return ExerciseRef(self.source, self.label, name)
 
 
-def build(lab, target: Path, directory: Path) -> LearnerExercises:
-    """Read `target`, extract its exercise cells, check they load, and wrap them."""
+def build(lab, target: Path) -> LearnerExercises:
+    """Read `target`, extract its exercise cells, load them in a submission process."""
     cells = read_cells(target)
     source = exercise_source(cells, exercise_names(lab))
-    path = write_module(source, directory, lab.number)
-    validate_module(path)
-    return LearnerExercises(lab, path, target)
+    exercises = LearnerExercises(lab, source, target)
+    exercises.start()
+    return exercises

@@ -28,6 +28,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from labsupport import wire
+
 SLACK_S = 0.7  # how late a handler may return after the moment it should (a busy CPU)
 
 
@@ -77,6 +79,7 @@ class TrialState:
         return len(live)
 
 
+@wire.record
 @dataclass
 class Trial:
     scenario: str
@@ -122,10 +125,61 @@ def run_trial(handler, scenario: str, stream_ends_s, drain_timeout_s: float, lim
     return trial
 
 
+FINISHING_ENDS_S = (0.2, 0.5, 0.8)
+
+
+def run_trials(handler, only_idle: bool = False) -> list[Trial]:
+    """The three scenarios, raw: streams that finish, streams that never end, nothing in flight.
+
+    handler: a callable, or a learner's ref (loaded here: call this in a contained process).
+    only_idle: just the quick one (does it run at all?).
+    """
+    if hasattr(handler, "load"):
+        handler = handler.load()
+    if only_idle:
+        return [run_trial(handler, "idle", [], drain_timeout_s=1.0, limit_s=3.0)]
+    ends = list(FINISHING_ENDS_S)
+    return [
+        run_trial(handler, "finishing", ends, drain_timeout_s=3.0, limit_s=5.0),
+        run_trial(handler, "endless", [None, None], drain_timeout_s=0.6, limit_s=4.0),
+        run_trial(handler, "idle", [], drain_timeout_s=3.0, limit_s=4.0),
+    ]
+
+
+def handler_error(handler) -> str | None:
+    """What the handler raised on a server with nothing in flight (None: it ran)."""
+    from labsupport import isolate
+
+    if isolate.carries_learner_code(handler):
+        r = isolate.run_function(
+            "labsupport.k8s.handler_trial:run_trials", handler, True, timeout_s=30
+        )
+        return r.error if not r.ok else r.value[0].error
+    return run_trials(handler, True)[0].error
+
+
 def handler_problems(handler) -> list[str]:
-    """What the handler does wrong on the three scenarios ([] when nothing)."""
-    ends = [0.2, 0.5, 0.8]
-    finishing = run_trial(handler, "finishing", ends, drain_timeout_s=3.0, limit_s=5.0)
+    """What the handler does wrong on the three scenarios ([] when nothing).
+
+    A learner's handler (an exercise ref) runs in a contained process; the verdict is made
+    here from what that process measured.
+    """
+    from labsupport import isolate
+
+    if isolate.carries_learner_code(handler):
+        r = isolate.run_function("labsupport.k8s.handler_trial:run_trials", handler, timeout_s=40)
+        if not r.ok:
+            return [f"the trial of your handler failed: {r.error}"]
+        trials = r.value
+    else:
+        trials = run_trials(handler)
+    return judge(trials)
+
+
+def judge(trials: list[Trial]) -> list[str]:
+    """Problems, from the three trials' measurements."""
+    finishing, endless, idle = trials
+    ends = list(FINISHING_ENDS_S)
     if finishing.error:
         return [f"it raised {finishing.error}"]
     problems = []
@@ -138,7 +192,7 @@ def handler_problems(handler) -> list[str]:
             f"it stopped accepting only after {finishing.stopped_accepting_s:.2f} s: "
             "stop first, then wait"
         )
-    early = [i for i, t in finishing.aborted.items() if t < ends[i]]
+    early = [i for i, t in finishing.aborted.items() if t < ends[int(i)]]
     if early:
         problems.append(
             f"it aborted {len(early)} stream(s) that would have finished within the drain budget"
@@ -153,7 +207,6 @@ def handler_problems(handler) -> list[str]:
             f"it returned {finishing.returned_s:.2f} s after SIGTERM although the last stream "
             f"ended at {ends[-1]} s: wait until nothing is in flight, not for a fixed time"
         )
-    endless = run_trial(handler, "endless", [None, None], drain_timeout_s=0.6, limit_s=4.0)
     if endless.error:
         problems.append(f"with streams that never end it raised {endless.error}")
     elif endless.returned_s is None or endless.returned_s > 0.6 + SLACK_S:
@@ -166,7 +219,6 @@ def handler_problems(handler) -> list[str]:
             f"with streams that never end and ctx.drain_timeout_s = 0.6 it {took}: stop "
             "waiting at the drain budget, or the kubelet SIGKILLs the pod mid-stream"
         )
-    idle = run_trial(handler, "idle", [], drain_timeout_s=3.0, limit_s=4.0)
     if idle.error:
         problems.append(f"with nothing in flight it raised {idle.error}")
     elif idle.returned_s is None or idle.returned_s > SLACK_S:

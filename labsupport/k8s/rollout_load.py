@@ -27,6 +27,7 @@ import re
 import time
 from dataclasses import dataclass, replace
 
+from labsupport import wire
 from labsupport.k8s import manifests
 from labsupport.k8s.rollout_settings import (
     DEFAULT_MANIFEST,
@@ -38,6 +39,7 @@ from labsupport.k8s.rollout_settings import (
 from labsupport.k8s.traffic import RequestRecord, StreamingLoad, attach_backends, by_status
 
 
+@wire.record
 @dataclass(frozen=True)
 class LoadConfig:
     clients: int = 6
@@ -47,6 +49,7 @@ class LoadConfig:
     warmup_requests: int = 6  # requests finished before the rollout starts
 
 
+@wire.record
 @dataclass
 class PodLifecycle:
     """One pod's story in seconds since the rollout started (None: it did not happen)."""
@@ -64,6 +67,7 @@ class PodLifecycle:
     exit_code: int | None = None
 
 
+@wire.record
 @dataclass
 class RolloutRun:
     arm: str

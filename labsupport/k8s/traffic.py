@@ -35,9 +35,12 @@ from urllib.parse import urlparse
 
 import h11
 
+from labsupport import wire
+
 STATUSES = ("ok", "truncated", "http_error", "connection_error", "timeout")
 
 
+@wire.record
 @dataclass
 class RequestRecord:
     """One request: when it started and ended, how it ended, which pod had it."""

@@ -23,11 +23,13 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 
+from labsupport import wire
 from labsupport.serving.metrics import metric_value
 
 MAX_BODY_BYTES = 4 * 2**20
 
 
+@wire.record
 @dataclass(frozen=True)
 class Scrape:
     """One GET /metrics: when it was sent, whether it came back in time, and its text."""

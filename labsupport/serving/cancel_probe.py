@@ -26,9 +26,12 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from labsupport import wire
+
 MODES = ("cancel", "close", "complete")
 
 
+@wire.record
 @dataclass
 class Probe:
     mode: str
@@ -129,7 +132,28 @@ def probe(
 
     max_tokens: default 24 to complete, 400 otherwise (80 watch windows of engine steps).
     Raises NotAStream when it is not an async generator, and whatever it raises when called.
+    A learner's handler (an exercise ref) is probed in a contained process of its own.
     """
+    from labsupport import isolate
+
+    if isolate.carries_learner_code(stream_outputs):
+        r = isolate.run_function(
+            "labsupport.serving.cancel_probe:_probe_loaded",
+            stream_outputs,
+            mode,
+            leave_after_tokens=leave_after_tokens,
+            max_tokens=max_tokens,
+            min_step_s=min_step_s,
+            watch_s=watch_s,
+            timeout_s=60,
+        )
+        if r.exception_type == "NotAStream":
+            raise NotAStream(r.error.split(": ", 1)[-1])
+        if r.exception_type == "NotImplementedError":
+            raise NotImplementedError(r.error.split(": ", 1)[-1])
+        if not r.ok:
+            return Probe(mode, 0, None, 0, 0, None, None, error=r.error)
+        return r.value
     from labsupport.serving.aio import run_sync
     from labsupport.serving.engine import Engine, EngineConfig
 
@@ -143,3 +167,8 @@ def probe(
         )
     finally:
         engine.stop()
+
+
+def _probe_loaded(ref, mode: str, **kwargs) -> Probe:
+    """In the contained child: load the learner's handler, then probe it here."""
+    return probe(ref.load(), mode, **kwargs)

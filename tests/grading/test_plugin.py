@@ -6,9 +6,11 @@ import sys
 import textwrap
 
 import nbformat
+import psutil
 
 from labsupport import isolate, labs
 
+SLEEPER = ["sleep", "600"]
 CHECKS = textwrap.dedent('''
     import pytest
 
@@ -24,7 +26,45 @@ CHECKS = textwrap.dedent('''
     def test_missing(lab):
         """A name the notebook lacks fails with a clear message."""
         lab.not_there()
+
+    @pytest.mark.timeout(8)
+    def test_spins_in_c(lab):
+        """A loop inside C code is stopped from outside at the check's limit."""
+        lab.spin_in_c()
+
+    def test_sleepers(lab):
+        """Detached processes are found, named and killed."""
+        lab.leave_sleepers()
+
+    def test_greedy(lab):
+        """A huge allocation fails with a memory hint."""
+        lab.greedy()
+
+    def test_value_again(lab):
+        """Checks after all that still run and keep their own results."""
+        assert lab.answer() == 41
 ''')
+
+HOSTILE = """
+import itertools, os
+
+
+def spin_in_c():
+    return sum(itertools.count())
+
+
+def leave_sleepers():
+    for _ in range(10):
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execvp("sleep", ["sleep", "600"])
+            os._exit(0)
+
+
+def greedy():
+    return len(bytearray(20 * 2**30))
+"""
 
 
 def _notebook(path, source):
@@ -66,11 +106,19 @@ def test_timeout_fails_one_check_and_the_others_still_run():
     with isolate.temp_dir() as tmp:
         _notebook(
             tmp / "nb.ipynb",
-            "def spin():\n    while True:\n        pass\n\ndef answer():\n    return 41\n",
+            "def spin():\n    while True:\n        pass\n\ndef answer():\n    return 41\n"
+            + HOSTILE,
         )
         proc, checks = _run(tmp, tmp / "nb.ipynb")
     assert proc.returncode == 1
     assert checks["spins"]["outcome"] == "failed" and "timed out" in checks["spins"]["hint"]
+    c = checks["spins_in_c"]
+    assert c["outcome"] == "failed" and "timed out" in c["hint"] and c["duration_s"] < 20
+    c = checks["sleepers"]
+    assert c["outcome"] == "failed" and "left 10 process(es)" in c["hint"] and "sleep" in c["hint"]
+    assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == SLEEPER]
+    assert checks["greedy"]["outcome"] == "failed" and "memory" in checks["greedy"]["hint"]
+    assert checks["value_again"]["outcome"] == "passed"
     assert checks["value"]["outcome"] == "failed"
     assert checks["value"]["hint"] == "the answer is six times seven"
     assert "does not define `not_there`" in checks["missing"]["hint"]

@@ -92,7 +92,7 @@ def _loads(lab) -> scenarios.PodRun:
     """One run of the load phases with the learner's probes, shared by the three load checks."""
     _try(lab.liveness, "liveness", None, synthetic(0, 0, 0))
     _try(lab.readiness, "readiness", None, synthetic(0, 0, 0))
-    key = lab.ref("readiness").module_path
+    key = lab.ref("readiness").source
     if key not in _LOADS:
         probes = probesets.from_functions(lab.liveness, lab.readiness)
         _LOADS[key] = scenarios.run_loads(probes, shadows=scenarios.inference_shadow())

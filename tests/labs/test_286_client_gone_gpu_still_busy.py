@@ -82,7 +82,7 @@ def test_diagnosis_matches_the_metrics(lab):
 
 def _probe(lab, mode: str) -> cancel_probe.Probe:
     try:
-        result = cancel_probe.probe(lab.stream_outputs, mode, leave_after_tokens=LEAVE_AFTER)
+        result = cancel_probe.probe(lab.ref("stream_outputs"), mode, leave_after_tokens=LEAVE_AFTER)
     except cancel_probe.NotAStream as exc:
         pytest.fail(str(exc), pytrace=False)
     assert result.error is None, (
