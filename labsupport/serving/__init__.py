@@ -9,9 +9,12 @@
 
 Modules, one concern each: `model` (tiny transformer, tokenizer), `weights` (safetensors
 checkpoints, timed loading), `kv_cache` (block allocator, paged storage), `requests` (what flows
-through the engine), `engine` (continuous batching in its own thread), `metrics` (Prometheus,
-vLLM names), `protocol` (OpenAI request validation and bodies), `faults` (injected faults),
-`shutdown` (SIGTERM handlers), `server` (FastAPI routes), `serve_cli` (`srelab serve`),
-`launcher` (run the server as a subprocess), `loadgen` (load generator for any OpenAI server).
-Importing this package imports none of them (no torch, no threads).
+through the engine), `sampler` (vLLM's sampling parameters, logprobs), `stops` (stop strings and
+tokens), `engine` (continuous batching in its own thread), `metrics` and `metrics_engine`
+(Prometheus, vLLM's families), the API in vLLM's dialect - `sampling_fields`, `protocol`
+(completions), `chat`, `responses`, `generation`, `streaming`, `state`, `server` (FastAPI
+routes), `errors`, `bodies` (safe request reading) - `faults` (injected faults), `admin` (who
+may inject them: the per-run token), `shutdown` (SIGTERM handlers), `serve_cli`
+(`srelab serve`), `launcher` (run the server as a subprocess), `loadgen` (load generator for
+any OpenAI server). Importing this package imports none of them (no torch, no threads).
 """

@@ -41,15 +41,16 @@ def _processed(logits: torch.Tensor, p: SamplingParams, output_ids, prompt_ids) 
         logits[list(p.stop_token_ids)] = float("-inf")
     for token_id, bias in p.logit_bias or ():
         logits[token_id] += bias
+    dev = logits.device
     if p.repetition_penalty != 1.0:
-        seen = torch.tensor(sorted(set(prompt_ids) | set(output_ids)), dtype=torch.long)
+        seen = torch.tensor(sorted(set(prompt_ids) | set(output_ids)), dtype=torch.long, device=dev)
         if len(seen):
             values = logits[seen]
             logits[seen] = torch.where(
                 values > 0, values / p.repetition_penalty, values * p.repetition_penalty
             )
     if output_ids and (p.frequency_penalty or p.presence_penalty):
-        counts = torch.bincount(torch.tensor(output_ids), minlength=logits.shape[0])
+        counts = torch.bincount(torch.tensor(output_ids, device=dev), minlength=logits.shape[0])
         counts = counts[: logits.shape[0]].to(logits.dtype)
         logits -= p.frequency_penalty * counts + p.presence_penalty * (counts > 0).to(logits.dtype)
     return logits

@@ -1,11 +1,13 @@
 """The admin API: token, loopback Host, JSON only, same origin; bounded fault values."""
 
+import subprocess
+
 import httpx
 import pytest
 from starlette.datastructures import Headers
 
 from labsupport.serving import admin
-from labsupport.serving.launcher import serve_subprocess
+from labsupport.serving.launcher import child_env, serve_subprocess, server_command, stop_group
 
 TOKEN = "t" * 43
 
@@ -134,3 +136,23 @@ def test_faults_switch_and_nothing_outside_admin_names_them(srv):
     finally:
         srv.set_fault("leak_kv_on_abort", enabled=False)
     assert srv.client.get("/admin/fault", headers=srv.admin_headers).json()["active"] == {}
+
+
+def test_a_server_started_by_hand_without_a_token_says_how_to_switch_admin_on():
+    env = {k: v for k, v in child_env().items() if k != admin.TOKEN_ENV}
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    proc = subprocess.Popen(server_command(), env=env, start_new_session=True, **pipes)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("listening on "):
+                break
+        out = "".join(lines)
+        assert "admin: /admin/fault is off" in out and f"export {admin.TOKEN_ENV}=" in out
+        url = line.split()[-1]
+        r = httpx.get(f"{url}/admin/fault", headers={admin.TOKEN_HEADER: "x"}, trust_env=False)
+        assert r.status_code == 403 and "off" in r.json()["error"]["message"]
+    finally:
+        stop_group(proc)
+        proc.stdout.close()
