@@ -17,4 +17,11 @@ def check(lab: str | int, **kwargs):
     return _check(lab, **kwargs)
 
 
-__all__ = ["check", "__version__"]
+def hint(lab: str | int, level: int = 1, exercise: str | None = None) -> str:
+    """Show hint `level` (1-3) of an exercise of lab `lab` (see labsupport.hints)."""
+    from labsupport.hints import hint as _hint
+
+    return _hint(lab, level, exercise)
+
+
+__all__ = ["check", "hint", "__version__"]

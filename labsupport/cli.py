@@ -46,6 +46,8 @@ def _cmd_run(args) -> int:
             progress=lambda s: print("  " + s, flush=True),
             save_to=Path(args.save) if args.save else None,
             with_checks=args.with_checks,
+            scale=args.scale,
+            seed=args.seed,
         )
     except (execute.NotebookFailed, FileNotFoundError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
@@ -135,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run the notebook's check() cells (grading the solution in the live kernel)",
     )
+    p.add_argument(
+        "--scale",
+        choices=("full", "suite"),
+        default="full",
+        help="suite: the smaller run the test suite makes (default: full)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="run this variant of the incident")
     p = sub.add_parser("check", help="grade a notebook (default: your copy in labs/)")
     p.add_argument("lab", help="lab number, e.g. 290")
     p.add_argument("--notebook", help="the notebook to grade (.ipynb or jupytext .py)")

@@ -91,21 +91,39 @@ def run_lab(
     save_to: Path | None = None,
     cell_timeout_s: float = CELL_TIMEOUT_S,
     with_checks: bool = False,
+    scale: str = "full",
+    seed: int | None = None,
 ) -> dict:
     """Execute lab `lab_key`'s solution notebook; return its headlines and the environment.
 
     The notebook's check() cells grade the solution again, which the test suite already does;
     they are skipped unless with_checks (then they grade in the live kernel, as for a learner).
+    scale: "full", or "suite" for the test suite's smaller run (`session.scale()`).
+    seed: run this variant instead of the notebook's own `SEED`.
     """
+    from labsupport import session
+    from labsupport.grading import release
+
     lab = labs.get(lab_key)
     if not lab.solution_path.exists():
         raise FileNotFoundError(f"lab {lab.slug} is not written yet (see `srelab list`)")
+    if scale not in session.SCALES:
+        raise ValueError(f"scale must be one of {session.SCALES}, not {scale!r}")
     started = time.perf_counter()
     with isolate.temp_dir() as tmp:
         out = tmp / "headline.json"
+        source = lab.solution_path
+        if seed is not None:
+            source = tmp / lab.solution_path.name
+            source.write_text(release.with_seed(lab.solution_path.read_text(), seed))
         execute_notebook(
-            lab.solution_path,
-            env={headline.ENV_VAR: str(out), SKIP_CHECKS_ENV: "" if with_checks else "1"},
+            source,
+            env={
+                headline.ENV_VAR: str(out),
+                SKIP_CHECKS_ENV: "" if with_checks else "1",
+                "SRELAB_SCALE": scale,
+                "SRELAB_PROGRESS": os.environ.get("SRELAB_PROGRESS", "0" if progress else "1"),
+            },
             progress=progress,
             save_to=save_to,
             cell_timeout_s=cell_timeout_s,
@@ -119,5 +137,6 @@ def run_lab(
         "headline_metric": lab.headline,
         "headlines": headlines,
         "environment": device.environment(),
+        "scale": scale,
         "duration_s": round(time.perf_counter() - started, 1),
     }

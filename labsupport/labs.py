@@ -27,12 +27,16 @@ class Lab:
     domain: str
     gpu: str  # "real" | "optional" | "none"
     headline: str
-    minutes_cpu: int = 0  # notebook wall time, end to end, measured on the 2-core CPU machine
+    minutes_cpu: int = 0  # machine minutes: the notebook end to end on the 2-core CPU machine
     minutes_gpu: int = 0
+    learner_minutes: int = 0  # how long a competent engineer needs (the interview time box)
     services: tuple[str, ...] = ()
     min_ratio: float = 1.0  # the headline's before/after ratio a run must reach (tests check it)
     done: bool = False
     allowed_flags: tuple[str, ...] = ()  # grading.flags kinds this lab's exercises need
+    default_seed: int = 0  # the variant the solution notebook runs (srelab check --seed S)
+    cause_words: tuple[str, ...] = ()  # words that name the cause: none before the diagnosis
+    suite_min_ratio: float | None = None  # headline ratio at the suite's smaller scale
 
     @property
     def slug(self) -> str:
@@ -45,6 +49,11 @@ class Lab:
     @property
     def notebook_path(self) -> Path:
         return REPO_ROOT / "labs" / f"{self.slug}.ipynb"
+
+    @property
+    def scenario(self) -> str:
+        """The lab's workload package: `labsupport.scenarios.<symptom>`."""
+        return f"labsupport.scenarios.{self.symptom}"
 
     @property
     def test_path(self) -> Path:

@@ -24,7 +24,7 @@ from labsupport.grading.target import defined_names, exercise_names
 
 
 class CheckResult(dict):
-    """The report dict, printed as a table in notebooks."""
+    """The report dict: an HTML table in a notebook, a text table in a terminal."""
 
     @property
     def passed(self) -> bool:
@@ -32,6 +32,11 @@ class CheckResult(dict):
 
     def table(self) -> str:
         return report.render_table(self["checks"]) + "\n" + report.verdict_line(self["checks"])
+
+    def _repr_html_(self) -> str:
+        if self.get("skipped"):
+            return f"<p>check({self['lab']}) skipped</p>"
+        return report.render_html(self["checks"])
 
     def __repr__(self) -> str:
         if self.get("skipped"):
@@ -74,11 +79,29 @@ def _write_notebook(cells: list[str], path) -> None:
     Path(path).write_text(json.dumps(nb))
 
 
+def _in_notebook() -> bool:
+    try:
+        return get_ipython().__class__.__name__ == "ZMQInteractiveShell"  # type: ignore[name-defined]  # noqa: F821
+    except NameError:
+        return False
+
+
 def check(
-    lab_key, *, timeout_s: float = runner.DEFAULT_TIMEOUT_S, history=None, quiet: bool = False
+    lab_key,
+    *,
+    seed: int | None = None,
+    timeout_s: float = runner.DEFAULT_TIMEOUT_S,
+    history=None,
+    quiet: bool = False,
 ) -> CheckResult:
-    """Grade lab `lab_key` from this kernel's definitions and print the table."""
+    """Grade lab `lab_key` from this kernel's definitions; a table (HTML in a notebook).
+
+    seed: the variant to grade against (default: this notebook's `session.begin` seed).
+    """
+    from labsupport import session, transcript
+
     lab = labs.get(lab_key)
+    seed = session.seed_for(lab) if seed is None else seed
     if os.environ.get("SRELAB_SKIP_LIVE_CHECKS") and history is None:
         print(
             f"check({lab.number}) skipped: `srelab run` executes the solution without "
@@ -99,21 +122,42 @@ def check(
     missing = [n for n in names if not any(n in defined_names(c) for c in cells)]
     from labsupport import isolate
 
+    notebook = transcript.notebook_path()
     with isolate.temp_dir() as tmp:
         path = tmp / f"live_{lab.number}.ipynb"
         _write_notebook(cells or ["# no exercise cells were run yet"], path)
         if not quiet:
             print(
-                f"Grading lab {lab.slug} ({len(names)} exercise(s)); this runs the workloads "
-                "again, in fresh processes ..."
+                f"Grading lab {lab.slug}, variant {seed} ({len(names)} exercise(s)); this runs "
+                "the workloads again, in fresh processes ..."
             )
             if missing:
                 print(
                     f"Not defined in this kernel yet: {', '.join(missing)} "
                     "(run the exercise cells first)"
                 )
-        result = CheckResult(runner.grade(lab.number, path, timeout_s=timeout_s))
+        result = CheckResult(
+            runner.grade(
+                lab.number,
+                path,
+                timeout_s=timeout_s,
+                seed=seed,
+                attempt_key=str(notebook) if notebook else f"live-kernel-{os.getpid()}",
+            )
+        )
     result["target"] = "live kernel"
-    if not quiet:
-        print(result.table())
+    session.record(
+        "check",
+        verdicts={c["check"]: c["outcome"] for c in result["checks"]},
+        kinds={c["check"]: c.get("kind") for c in result["checks"] if c.get("kind")},
+        attempt=result.get("attempt"),
+    )
+    if quiet:
+        return result
+    if _in_notebook():
+        current = session.current()
+        if current is not None and current.transcript is not None:
+            current.transcript.display()
+        return result  # the notebook shows it as an HTML table
+    print(result.table())
     return result

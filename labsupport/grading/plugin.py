@@ -55,6 +55,8 @@ def argparse_suppress():
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a real NVIDIA GPU")
+    config.addinivalue_line("markers", "diagnosis: a check of the graded diagnosis")
+    config.addinivalue_line("markers", "fix: a check of the graded fix")
     config._srelab_results = []  # filled by pytest_runtest_logreport
     config._srelab_started = time.time()
     config._srelab_key = None
@@ -84,7 +86,11 @@ def pytest_collection_modifyitems(config, items):
             if getattr(item, "obj", None)
             else ""
         )
-        config._srelab_results.append(_report.new_entry(item.nodeid, doc))
+        entry = _report.new_entry(item.nodeid, doc)
+        for kind in ("diagnosis", "fix"):
+            if item.get_closest_marker(kind) is not None:
+                entry["kind"] = kind
+        config._srelab_results.append(entry)
     if device.cuda_available():
         return
     skip = pytest.mark.skip(reason="needs an NVIDIA GPU (torch.cuda.is_available() is False)")
@@ -115,6 +121,35 @@ def lab(request):
     if isinstance(built, TargetError):
         pytest.fail(f"cannot grade {target}: {built}", pytrace=False)
     return built  # a call stopped earlier (time, memory) left it dead: the next call restarts it
+
+
+def _notebook_seed(path: Path) -> int | None:
+    """The variant a notebook was written for (`srelab start/interview --seed`), if it says."""
+    if path.suffix != ".ipynb":
+        return None
+    import json
+
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8", errors="replace")).get("metadata", {})
+        seed = (meta.get("srelab") or {}).get("seed")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else None
+
+
+@pytest.fixture
+def seed(request) -> int:
+    """The variant to grade: --lab-seed, else the notebook's own, else the lab's default."""
+    chosen = request.config.getoption("--lab-seed")
+    if chosen is not None:
+        return int(chosen)
+    option = request.config.getoption("--lab-notebook")
+    if option:
+        found = _notebook_seed(Path(option))
+        if found is not None:
+            return found
+    match = _LAB_TEST.search(Path(str(request.node.fspath)).name)
+    return labs.get(match.group(1)).default_seed if match else 0
 
 
 def _timeout_of(item) -> float | None:

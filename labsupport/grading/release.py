@@ -78,6 +78,32 @@ def strip_solutions(source: str, where: str = "cell") -> str:
     return text
 
 
+_SEED_LINE = re.compile(r"(?m)^SEED = \d+")
+
+
+def with_seed(source: str, seed: int) -> str:
+    """Cell or py:percent text with its `SEED = N` line set to `seed`."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    new, count = _SEED_LINE.subn(f"SEED = {seed}", source, 1)
+    if count != 1:
+        raise ValueError("no `SEED = N` line to set")
+    return new
+
+
+def set_seed(nb, lab_number: int, seed: int):
+    """Point a notebook (nbformat node or dict) at variant `seed`: its SEED line and metadata."""
+    for cell in nb["cells"]:
+        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        if cell["cell_type"] == "code" and _SEED_LINE.search(src):
+            cell["source"] = with_seed(src, seed)
+            break
+    else:
+        raise ValueError("the notebook has no `SEED = N` line")
+    nb["metadata"]["srelab"] = {"lab": lab_number, "seed": seed}
+    return nb
+
+
 def learner_notebook(solution: Path):
     """The learner notebook (nbformat node) for one solution file."""
     import jupytext
@@ -98,6 +124,11 @@ def learner_notebook(solution: Path):
         "name": "python3",
     }
     nb.metadata["language_info"] = {"name": "python"}
+    number = int(stem.split("_")[0])
+    if any(_SEED_LINE.search(c.source) for c in nb.cells if c.cell_type == "code"):
+        from labsupport import labs as _labs
+
+        nb.metadata["srelab"] = {"lab": number, "seed": _labs.get(number).default_seed}
     nb.nbformat, nb.nbformat_minor = 4, 5
     nbformat.validate(nb)
     return nb

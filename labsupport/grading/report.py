@@ -146,6 +146,32 @@ def render_table(checks: list[dict], width: int = 100) -> str:
     return "\n".join(lines)
 
 
+def render_html(checks: list[dict]) -> str:
+    """The same table for a notebook: one row per check, hints under failed ones."""
+    import html
+
+    colour = {"passed": "#1a7f37", "failed": "#cf222e", "skipped": "#9a6700"}
+    label = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP", "not run": "----"}
+    rows = []
+    for c in checks:
+        out = c["outcome"]
+        hint = c.get("hint", "") if out != "passed" else ""
+        rows.append(
+            "<tr>"
+            f"<td style='text-align:left'><code>{html.escape(c['check'])}</code>"
+            + (f"<div style='color:#555;max-width:60em'>{html.escape(hint)}</div>" if hint else "")
+            + "</td>"
+            f"<td style='color:{colour.get(out, '#555')};font-weight:bold'>"
+            f"{label.get(out, out)}</td>"
+            f"<td>{c.get('duration_s', 0):.1f} s</td></tr>"
+        )
+    return (
+        "<table><thead><tr><th style='text-align:left'>check</th><th>result</th>"
+        "<th>time</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        f"<p><b>{html.escape(verdict_line(checks))}</b></p>"
+    )
+
+
 def verdict_line(checks: list[dict]) -> str:
     counts = summary(checks)
     if all_passed(checks):
@@ -167,7 +193,10 @@ def state_dir() -> Path:
 
 
 def next_attempt(lab_number: int, target: str) -> int:
-    """Count grading attempts per lab and target (interviewers read this in the report)."""
+    """Count grading attempts per lab and notebook (interviewers read this in the report).
+
+    `check()` in a notebook counts under that notebook's path, like `srelab check` of it.
+    """
     path = state_dir() / "attempts.json"
     try:
         data = json.loads(path.read_text())

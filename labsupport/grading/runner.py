@@ -55,11 +55,13 @@ def grade(
     echo=None,
     extra_args: tuple[str, ...] = (),
     seed: int | None = None,
+    attempt_key: str | None = None,
 ) -> dict:
     """Run lab `lab_key`'s checks against `target` (None: solutions/); return the report dict.
 
-    The report: lab, target, passed, attempt, environment, sandbox, duration_s, checks (one
-    dict per check: check, doc, outcome, hint, duration_s, flags), flags. The checks run in a
+    The report: lab, target, seed, passed, attempt, environment, sandbox, duration_s, checks
+    (one dict per check: check, doc, kind, outcome, hint, duration_s, flags), flags.
+    attempt_key: count attempts under this notebook path instead of `target`. The checks run in a
     fresh pytest process that signs its report with a key only this process and it know; a
     report that is missing, unsigned, or disagrees with pytest's exit status fails, and so does
     a run during which the grader's own files changed.
@@ -125,7 +127,7 @@ def grade(
         "target": str(target_path) if target_path else str(lab.solution_path),
         "seed": seed,
         "passed": report.all_passed(checks),
-        "attempt": report.next_attempt(lab.number, str(target_path or "")),
+        "attempt": report.next_attempt(lab.number, attempt_key or str(target_path or "")),
         "environment": environment,
         "sandbox": (data or {}).get("sandbox") or contain.sandbox().describe(),
         "duration_s": round(time.time() - started, 2),
