@@ -49,9 +49,19 @@ def _torch() -> list[Line]:
     except ImportError:
         return [Line("WARN", "torch", "not installed", "pip install torch")]
     build = torch.version.cuda
-    lines = [
-        Line("OK", "torch", f"{torch.__version__} ({'CUDA ' + build if build else 'CPU build'})")
-    ]
+    label = f"{torch.__version__} ({'CUDA ' + build if build else 'CPU build'})"
+    if build and not device.nvidia_driver_present():
+        return [
+            Line(
+                "WARN",
+                "torch",
+                f"{label} on a machine with no NVIDIA driver: several GB of CUDA libraries "
+                "that nothing here can use",
+                "pip install --force-reinstall torch --index-url "
+                "https://download.pytorch.org/whl/cpu (or ./setup.sh, which does it)",
+            )
+        ]
+    lines = [Line("OK", "torch", label)]
     if not device.cuda_available():
         return lines
     info = device.nvml_info()
@@ -152,17 +162,44 @@ def _ptrace() -> Line:
     )
 
 
-def _redis() -> Line:
-    path = shutil.which("redis-server")
-    if path:
-        return Line("OK", "redis-server", path)
+SERVICES = {  # a lab's `services` entry -> the program it needs and how to get it
+    "redis": ("redis-server", "apt-get install redis-server (or brew install redis)"),
+    "promtool": ("promtool", "apt-get install prometheus"),
+    "tini": ("tini", "apt-get install tini"),
+}
+
+
+def _services() -> list[Line]:
+    """Programs the ready labs need; planned labs' needs are not this machine's problem yet."""
+    from labsupport import labs
+
+    lines = []
+    for service, (program, fix) in SERVICES.items():
+        users = [str(lab.number) for lab in labs.done() if service in lab.services]
+        if not users:
+            continue
+        path = shutil.which(program)
+        if path:
+            lines.append(Line("OK", program, path))
+        else:
+            lines.append(Line("WARN", program, f"not found (lab {', '.join(users)} needs it)", fix))
+    return lines
+
+
+def _sandbox() -> Line:
+    from labsupport import contain
+
+    box = contain.sandbox()
+    if box.mode == "namespaces":
+        return Line("OK", "sandbox", "learner code is graded in user/mount/PID namespaces")
     return Line(
         "WARN",
-        "redis-server",
-        "not found (lab 291 needs it)",
-        "apt-get install redis-server (or brew install redis)",
+        "sandbox",
+        f"unavailable ({box.reason}): a graded notebook runs with your permissions",
+        "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1; on "
+        "Ubuntu 24.04 kernel.apparmor_restrict_unprivileged_userns=0), or grade as root",
     )
 
 
 def run_checks() -> list[Line]:
-    return [*_gpu(), *_torch(), _nvml(), _shm(), _ptrace(), _redis()]
+    return [*_gpu(), *_torch(), _nvml(), _shm(), _ptrace(), _sandbox(), *_services()]

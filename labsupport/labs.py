@@ -292,8 +292,10 @@ class UnknownLab(KeyError):
     """No lab has that number or slug."""
 
 
-def get(key: str | int) -> Lab:
-    """A lab by number (276, "276") or slug ("276_oom_despite_free_memory")."""
+def get(key: str | int | Lab) -> Lab:
+    """A lab by number (276, "276") or slug ("276_oom_despite_free_memory"); a Lab as is."""
+    if isinstance(key, Lab):
+        return key
     text = str(key).strip()
     number = text.split("_", 1)[0]
     if not number.isdigit() or int(number) not in _BY_NUMBER:

@@ -140,28 +140,78 @@ def render(solution: Path) -> str:
     return nbformat.writes(learner_notebook(solution)) + "\n"
 
 
-def release(check: bool = False, root: Path | None = None) -> list[Path]:
+MANIFEST = ".generated.json"  # labs/: file name -> sha256 of what release last wrote
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def edited(lab_dir: Path) -> list[Path]:
+    """Notebooks in labs/ that differ from what release last generated (someone's edits)."""
+    import json
+
+    try:
+        manifest = json.loads((lab_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    return [
+        p
+        for p in sorted(lab_dir.glob("*.ipynb"))
+        if p.name in manifest and _digest(p.read_text()) != manifest[p.name]
+    ]
+
+
+def release(check: bool = False, root: Path | None = None, force: bool = False) -> list[Path]:
     """Write labs/*.ipynb for every solution; with check, write nothing and return stale ones.
 
-    Stale also means a notebook in labs/ whose solution is gone.
+    Stale also means a notebook in labs/ whose solution is gone. A notebook someone edited
+    (it differs from what release last wrote) is never overwritten without `force`:
+    ReleaseError names it (learners work in a workspace copy: `srelab start`).
     """
+    import json
+
     root = root or labs.REPO_ROOT
     sol_dir, lab_dir = root / "solutions", root / "labs"
     lab_dir.mkdir(exist_ok=True)
     stale: list[Path] = []
     expected = set()
+    rendered = {}
     for solution in sorted(sol_dir.glob("[0-9][0-9][0-9]_*.py")):
         target = lab_dir / f"{solution.stem}.ipynb"
         expected.add(target.name)
-        text = render(solution)
+        rendered[target] = render(solution)
+    manifest_path = lab_dir / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    for target, text in rendered.items():
         if target.exists() and target.read_text() == text:
+            if manifest.get(target.name) != _digest(text):
+                stale.append(manifest_path)
             continue
         stale.append(target)
-        if not check:
+    orphans = [p for p in sorted(lab_dir.glob("*.ipynb")) if p.name not in expected]
+    stale += orphans
+    if check:
+        return sorted(set(stale))
+    mine = edited(lab_dir)
+    touched = [p for p in mine if p in stale]
+    if touched and not force:
+        names = ", ".join(str(p.relative_to(root)) for p in touched)
+        raise ReleaseError(
+            f"{names} was edited since release generated it; your edits are kept. Work in a "
+            "workspace copy (`srelab start NNN`); `srelab release --force` overwrites it"
+        )
+    for target, text in rendered.items():
+        if target in stale:
             target.write_text(text)
-    for orphan in sorted(lab_dir.glob("*.ipynb")):
-        if orphan.name not in expected:
-            stale.append(orphan)
-            if not check:
-                orphan.unlink()
-    return stale
+        manifest[target.name] = _digest(text)
+    for orphan in orphans:
+        orphan.unlink()
+        manifest.pop(orphan.name, None)
+    manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=1) + "\n")
+    return [p for p in stale if p != manifest_path]

@@ -72,3 +72,31 @@ def test_exercise_tag_survives_into_the_learner_notebook(tmp_path):
     nb = release.learner_notebook(sol)
     tagged = [c for c in nb.cells if "exercise" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and "def area" in tagged[0].source
+
+
+def test_release_refuses_to_overwrite_an_edited_notebook(tmp_path):
+    (tmp_path / "solutions").mkdir()
+    sol = tmp_path / "solutions" / "999_demo.py"
+    sol.write_text(SOLUTION)
+    release.release(root=tmp_path)
+    nb = tmp_path / "labs" / "999_demo.ipynb"
+    nb.write_text(nb.read_text().replace("NotImplementedError", "my answer"))
+    assert release.edited(tmp_path / "labs") == [nb]
+    sol.write_text(SOLUTION.replace("radius r", "radius r (metres)"))
+    with pytest.raises(release.ReleaseError, match=r"labs/999_demo.ipynb was edited"):
+        release.release(root=tmp_path)
+    assert "my answer" in nb.read_text()  # kept
+    release.release(root=tmp_path, force=True)
+    assert "my answer" not in nb.read_text() and "(metres)" in nb.read_text()
+    assert release.edited(tmp_path / "labs") == []
+
+
+def test_seed_is_set_in_the_source_and_the_metadata():
+    assert release.with_seed("a = 1\nSEED = 0  # variant\n", 7) == "a = 1\nSEED = 7  # variant\n"
+    with pytest.raises(ValueError):
+        release.with_seed("no seed here", 1)
+    with pytest.raises(ValueError):
+        release.with_seed("SEED = 0", -1)
+    nb = {"cells": [{"cell_type": "code", "source": ["SEED = 0\n", "x"]}], "metadata": {}}
+    release.set_seed(nb, 290, 5)
+    assert nb["cells"][0]["source"] == "SEED = 5\nx" and nb["metadata"]["srelab"]["seed"] == 5
