@@ -68,6 +68,12 @@ def grade(
     """
     lab = labs.get(lab_key)
     if not lab.test_path.exists():
+        if lab.done:
+            raise FileNotFoundError(
+                f"lab {lab.number}'s checks are not on this machine ({lab.test_path}): this "
+                "install has the labs without their checks (a class or interview image); your "
+                "instructor or interviewer grades your notebook"
+            )
         raise FileNotFoundError(f"lab {lab.number} has no checks yet ({lab.test_path})")
     target_path = Path(target).resolve() if target else None
     if target_path is not None and not target_path.exists():
