@@ -134,7 +134,10 @@ def _cmd_check(args) -> int:
     seed = args.seed if args.seed is not None else workspace.seed_of(target)
     variant = f", variant {seed}" if seed is not None else ""
     print(f"Grading {lab.slug}{variant} against {target} ...", flush=True)
-    result = runner.grade(lab.number, target, timeout_s=args.timeout, seed=seed)
+    from labsupport import progress
+
+    echo = progress.echo("checks", show_other_lines=False)
+    result = runner.grade(lab.number, target, timeout_s=args.timeout, seed=seed, echo=echo)
     entries = transcript.load(target) if target.suffix == ".ipynb" else []
     result["transcript"] = transcript.summarize(entries)
     print(report.render_table(result["checks"]))

@@ -98,7 +98,7 @@ def check(
 
     seed: the variant to grade against (default: this notebook's `session.begin` seed).
     """
-    from labsupport import session, transcript
+    from labsupport import progress, session, transcript
 
     lab = labs.get(lab_key)
     seed = session.seed_for(lab) if seed is None else seed
@@ -142,6 +142,7 @@ def check(
                 path,
                 timeout_s=timeout_s,
                 seed=seed,
+                echo=None if quiet else progress.echo("checks", show_other_lines=False),
                 attempt_key=str(notebook) if notebook else f"live-kernel-{os.getpid()}",
             )
         )

@@ -45,6 +45,11 @@ def pytest_addoption(parser):
     group.addoption(
         "--lab-seed", type=int, default=None, help="grade against this variant (default: the lab's)"
     )
+    group.addoption(
+        "--srelab-progress",
+        action="store_true",
+        help="print a progress marker line as each check ends (srelab check draws a bar)",
+    )
 
 
 def argparse_suppress():
@@ -228,6 +233,16 @@ def pytest_runtest_logreport(report):  # noqa: F811 - `report` is pytest's hook 
     _report.update_entry(entry, report)
     if report.when == "teardown":
         _file_flags(config, report.nodeid)
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    config = _SESSION.get("config")
+    if config is None or not config.getoption("--srelab-progress"):
+        return
+    from labsupport import progress
+
+    done = sum(r["outcome"] != "not run" for r in config._srelab_results)
+    os.write(1, f"\n{progress.MARKER}{done}/{len(config._srelab_results)}\n".encode())
 
 
 def pytest_sessionfinish(session, exitstatus):

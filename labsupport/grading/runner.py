@@ -95,6 +95,7 @@ def grade(
             f"--rootdir={labs.REPO_ROOT}",
             f"--srelab-json={json_path}",
             f"--srelab-key-fd={read_end}",
+            *(["--srelab-progress"] if echo is not None else []),
             *extra_args,
         ]
         if seed is not None:
