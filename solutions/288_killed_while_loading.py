@@ -63,8 +63,8 @@ _ = device.banner(
 # The pod's manifest, as it is in production (only the image is a placeholder):
 
 # %%
-from labsupport.k8s import startup_budget as sb
-from labsupport.k8s import startup_plots, startup_runs
+from labsupport.scenarios.killed_while_loading import starts as sb
+from labsupport.scenarios.killed_while_loading import timeline as startup_plots, pods as startup_runs
 
 print(sb.LIVENESS_ONLY)
 

@@ -13,8 +13,9 @@ import math
 
 import pytest
 
-from labsupport.k8s import manifests, startup_runs
-from labsupport.k8s import startup_budget as sb
+from labsupport.k8s import manifests
+from labsupport.scenarios.killed_while_loading import pods as startup_runs
+from labsupport.scenarios.killed_while_loading import starts as sb
 
 TOLERANCE_S = 0.25  # log timestamps vs TCP connects every 20 ms, on a busy machine
 MIN_MARGIN = 1.5  # startup budget / load time

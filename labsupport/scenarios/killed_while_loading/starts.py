@@ -1,6 +1,6 @@
 """Lab 288's workload: a model server that loads for seconds, and the probes that judge it.
 
-    >>> from labsupport.k8s import startup_budget as sb
+    >>> from labsupport.scenarios.killed_while_loading import starts as sb
     >>> sb.startup_budget_seconds(sb.LIVENESS_ONLY)  # what the incident's probes allow a start
     35.0
     >>> start = sb.debug_start(sb.SMALL)             # doctest: +SKIP

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from labsupport.k8s import manifests
-from labsupport.k8s import startup_budget as sb
-from labsupport.k8s import startup_runs as sr
+from labsupport.scenarios.killed_while_loading import starts as sb
+from labsupport.scenarios.killed_while_loading import pods as sr
 
 pytestmark = pytest.mark.timeout(90)
 

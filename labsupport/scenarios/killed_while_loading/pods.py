@@ -1,6 +1,6 @@
 """Lab 288's pods: a manifest run under the supervisor with the slow server, and what it did.
 
-    >>> from labsupport.k8s import startup_budget as sb, startup_runs
+    >>> from labsupport.scenarios.killed_while_loading import starts as sb, pods as startup_runs
     >>> run = startup_runs.run_pod(sb.LIVENESS_ONLY, window_s=8)   # doctest: +SKIP
     >>> run.starts, run.ready_s                                    # doctest: +SKIP
     (3, None)
@@ -27,7 +27,7 @@ from pathlib import Path
 from labsupport import isolate
 from labsupport.k8s import manifests
 from labsupport.k8s.pod import Pod
-from labsupport.k8s.startup_budget import (
+from labsupport.scenarios.killed_while_loading.starts import (
     HANG_BOUND_SECONDS,
     INCIDENT,
     LIVENESS_ONLY,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from labsupport.k8s import startup_plots
-from labsupport.k8s import startup_runs as sr
+from labsupport.scenarios.killed_while_loading import timeline as startup_plots
+from labsupport.scenarios.killed_while_loading import pods as sr
 
 PHASES = {
     "generate_s": 0.4,

@@ -1,6 +1,6 @@
 """Plots of lab 288's pods: each container's load, the probes that failed, kills, readiness.
 
-    >>> from labsupport.k8s import startup_budget as sb, startup_plots, startup_runs
+    >>> from labsupport.scenarios.killed_while_loading import starts as sb, timeline as startup_plots, pods as startup_runs
     >>> run = startup_runs.run_pod(sb.LIVENESS_ONLY, window_s=8)     # doctest: +SKIP
     >>> fig = startup_plots.timeline(run)                  # doctest: +SKIP
 
@@ -10,7 +10,7 @@ Figures are built without pyplot (`labsupport.plots.figure`); show them with `pl
 from __future__ import annotations
 
 from labsupport import plots
-from labsupport.k8s.startup_runs import Comparison, PodRun
+from labsupport.scenarios.killed_while_loading.pods import Comparison, PodRun
 
 LOADING = "#ff7f0e"
 SERVING = plots.AFTER_COLOUR

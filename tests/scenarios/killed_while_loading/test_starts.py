@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from labsupport.k8s import manifests
-from labsupport.k8s import startup_budget as sb
+from labsupport.scenarios.killed_while_loading import starts as sb
 
 pytestmark = pytest.mark.timeout(60)
 

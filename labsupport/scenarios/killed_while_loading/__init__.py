@@ -1,0 +1,1 @@
+"""Lab 288, killed while loading: the slow model server, its pods, their timelines."""
