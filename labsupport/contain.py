@@ -250,9 +250,9 @@ def _exec_command(argv: list[str], spec: dict) -> None:
         import resource
 
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if spec["memory_bytes"]:
-            cap = int(spec["memory_bytes"])
-            resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+        if spec["memory_bytes"] and not _nvidia_driver():
+            cap = int(spec["memory_bytes"])  # with CUDA, only the caller's RSS watch applies:
+            resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))  # CUDA maps huge ranges
         for s in FORWARDED:
             signal.signal(s, signal.SIG_DFL)
         if spec["mode"] == "namespaces":
@@ -261,6 +261,10 @@ def _exec_command(argv: list[str], spec: dict) -> None:
     except BaseException as exc:  # noqa: BLE001 - report and leave, never run the warden's code
         os.write(2, f"contain: cannot start {argv[0]}: {exc}\n".encode())
         os._exit(127)
+
+
+def _nvidia_driver() -> bool:
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia/version"))
 
 
 def _alive_except(pids: set[int]) -> list[tuple[int, str]]:
@@ -306,7 +310,36 @@ def _reap_all() -> None:
             return
 
 
-def _supervise(child: int, spec: dict, in_namespace: bool) -> int:
+def _wait_for(child: int, parent: int | None, on_orphan=None) -> int:
+    """Wait for `child`, reaping any other child meanwhile; if `parent` (who started the
+    warden) dies, even by SIGKILL, kill the child and leave. Polled: a process that unshared
+    a PID namespace cannot start threads, and PR_SET_PDEATHSIG follows the parent *thread*."""
+    import time
+
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return 0
+        if pid == child:
+            return status
+        if pid:
+            if on_orphan is not None:
+                on_orphan()
+            continue
+        if parent is not None and os.getppid() != parent:
+            with contextlib.suppress(OSError):
+                os.killpg(child, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.kill(child, signal.SIGKILL)
+            for pid, _ in _descendants_of(os.getpid()):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            os._exit(137)
+        time.sleep(0.05)
+
+
+def _supervise(child: int, spec: dict, in_namespace: bool, parent: int | None = None) -> int:
     """Forward signals to `child`'s group, reap orphans, clean up; return its wait status."""
 
     def forward(signum, _frame):
@@ -315,16 +348,13 @@ def _supervise(child: int, spec: dict, in_namespace: bool) -> int:
 
     for s in FORWARDED:
         signal.signal(s, forward)
-    orphans = 0
-    while True:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            status = 0
-            break
-        if pid == child:
-            break
-        orphans += 1
+    counted = {"orphans": 0}
+
+    def orphan() -> None:
+        counted["orphans"] += 1
+
+    status = _wait_for(child, parent, orphan)
+    orphans = counted["orphans"]
     left = _alive_except({1}) if in_namespace else _descendants_of(os.getpid())
     if in_namespace:
         with contextlib.suppress(OSError):
@@ -348,6 +378,18 @@ def _supervise(child: int, spec: dict, in_namespace: bool) -> int:
     return status
 
 
+def reexec_contained(argv: list[str], limits: Limits | None = None) -> None:
+    """Replace this process by itself under the warden (same pid), unless already contained.
+
+    For a process that is about to load learner code it was handed (`srelab serve` with a
+    learner's handler): whoever started it keeps its pid and signals, now through the warden.
+    """
+    if os.environ.get("SRELAB_CONTAINED") == "1":
+        return
+    wrapped = wrap(argv, limits)
+    os.execv(wrapped[0], wrapped)
+
+
 def _exit_like(status: int) -> None:
     """Leave with the child's exit code, or die of the signal that killed it."""
     if os.WIFSIGNALED(status):
@@ -356,9 +398,12 @@ def _exit_like(status: int) -> None:
         os.kill(os.getpid(), sig)
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
     if code > 128 and code - 128 < signal.NSIG:  # a PID-namespace init reports a signal so
-        with contextlib.suppress(ValueError, OSError):
-            signal.signal(code - 128, signal.SIG_DFL)
-            os.kill(os.getpid(), code - 128)
+        sig = code - 128
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, signal.SIG_DFL)
+        with contextlib.suppress(OSError):
+            os.kill(os.getpid(), sig)
     os._exit(code)
 
 
@@ -386,6 +431,8 @@ def main(args: list[str]) -> None:
     spec["report_fd"] = None
     if spec.get("report"):
         spec["report_fd"] = os.open(spec["report"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.environ["SRELAB_CONTAINED"] = "1"  # the command knows; a re-exec does not nest
+    parent = os.getppid()
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     if spec["mode"] == "namespaces":
         try:
@@ -402,19 +449,12 @@ def main(args: list[str]) -> None:
 
         for s in FORWARDED:
             signal.signal(s, forward)
-        while True:
-            try:
-                _, status = os.waitpid(child, 0)
-                break
-            except ChildProcessError:
-                status = 0
-                break
-        _exit_like(status)
+        _exit_like(_wait_for(child, parent))  # the init killed: everything inside dies
     child = os.fork()
     if child == 0:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         _exec_command(argv, spec)
-    _exit_like(_supervise(child, spec, in_namespace=False))
+    _exit_like(_supervise(child, spec, in_namespace=False, parent=parent))
 
 
 if __name__ == "__main__":

@@ -116,8 +116,30 @@ def _exit_on_signal(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def _contain_learner_handlers(args) -> None:
+    """A learner's handler (an exercise ref or a notebook function) runs contained: this
+    process re-executes itself under `labsupport.contain` (same pid) before loading it."""
+    from labsupport import contain, isolate
+    from labsupport.serving.shutdown import decode_spec
+
+    specs = [s for s in (args.sigterm_handler, args.stream_handler) if s]
+    if any(isolate.carries_learner_code(decode_spec(s)) for s in specs):
+        limits = contain.Limits(memory_bytes=None if _on_gpu() else contain.DEFAULT_MEMORY_BYTES)
+        contain.reexec_contained(
+            [sys.executable, "-m", "labsupport.serving.serve_cli", *sys.argv[1:]], limits
+        )
+
+
+def _on_gpu() -> bool:
+    from labsupport import device
+
+    return device.nvidia_driver_present()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:
+        _contain_learner_handlers(args)
     if args.host not in LOOPBACK:
         print(
             f"error: --host {args.host}: this server binds loopback only ({', '.join(LOOPBACK)})",

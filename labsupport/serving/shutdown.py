@@ -93,6 +93,13 @@ def resolve_handler(spec) -> Callable | None:
     return resolve_handler(obj)
 
 
+def decode_spec(spec: str):
+    """The object a `pickle:` spec carries (None for abort, drain, module:function)."""
+    if isinstance(spec, str) and spec.startswith("pickle:"):
+        return pickle.loads(base64.b64decode(spec[len("pickle:") :]))
+    return None
+
+
 def encode_handler(obj) -> str:
     """The `pickle:` spec of a picklable callable or reference, for a child's command line."""
     return "pickle:" + base64.b64encode(pickle.dumps(obj)).decode()
