@@ -410,6 +410,8 @@ def _exit_like(status: int) -> None:
 def _init_main(argv: list[str], spec: dict) -> None:
     """PID 1 of the new namespace: mount its /proc, run the command, clean up, exit like it."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the warden dies (SIGKILL): so does everything
+    with contextlib.suppress(OSError):  # its own group: a signal sent to the warden's group
+        os.setpgid(0, 0)  # reaches the command once (through the warden), not twice
     with contextlib.suppress(OSError):
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     child = os.fork()

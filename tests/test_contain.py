@@ -122,3 +122,20 @@ def test_a_process_reexecs_itself_contained():
     env = dict(os.environ, PROBE=probe, PROBE_BODY=code)
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     assert r.stdout.split("\n")[:2] == ["outside", "inside 1"], r.stdout + r.stderr
+
+
+def test_a_signal_to_the_wardens_group_reaches_the_command_once():
+    code = (
+        "import signal, sys, time\n"
+        "seen = []\n"
+        "signal.signal(signal.SIGTERM, lambda *a: seen.append(1))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(1.5)\n"
+        "print('sigterms', len(seen), flush=True)\n"
+    )
+    argv = contain.wrap([sys.executable, "-c", code])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stdout.readline() == "ready\n"
+    os.killpg(proc.pid, 15)
+    assert proc.stdout.readline() == "sigterms 1\n"
+    proc.wait(10)
