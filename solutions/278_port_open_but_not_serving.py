@@ -82,8 +82,9 @@ _ = device.banner(
 
 # %%
 from labsupport import plots
-from labsupport.probing import plots as probe_plots
-from labsupport.probing import probesets, scenarios
+from labsupport.scenarios.port_open_but_not_serving import plots as probe_plots
+from labsupport.scenarios.port_open_but_not_serving import probesets
+from labsupport.scenarios.port_open_but_not_serving import runs as scenarios
 
 print(probesets.INCIDENT.describe())
 incident = scenarios.run_fault(
@@ -126,7 +127,7 @@ _ = plots.show(
 # 50 s.
 
 # %%
-from labsupport.probing import matrix
+from labsupport.scenarios.port_open_but_not_serving import matrix
 
 measured = matrix.run_matrix(echo=print)
 print(measured.table())
@@ -181,7 +182,7 @@ for scenario in ("idle", "healthy", "wedged_engine"):
 def engine_stuck(earlier, later) -> bool:
     """True when the engine made no progress between two scrapes although work was pending.
 
-    earlier, later: labsupport.probing.scrape.Scrape, both successful (.ok), about a second
+    earlier, later: labsupport.serving.scrape.Scrape, both successful (.ok), about a second
     apart. Work is pending when requests are running or waiting. Progress: the engine step
     counter (srelab:engine_steps_total) or the token counters advanced.
     """
@@ -318,7 +319,7 @@ check("278")
 # drained; each fault - restarted by liveness within the window. About 2 minutes.
 
 # %%
-from labsupport.probing import verify
+from labsupport.scenarios.port_open_but_not_serving import verify
 
 result = verify.compare(liveness, readiness, echo=print)
 print()

@@ -1,7 +1,7 @@
 """Steady traffic for a model server: N clients, one request after another, until stopped.
 
     >>> from labsupport.serving.launcher import serve_subprocess
-    >>> from labsupport.probing.load import SteadyLoad
+    >>> from labsupport.serving.load import SteadyLoad
     >>> with serve_subprocess() as srv:
     ...     with SteadyLoad(srv.base_url, concurrency=2, max_tokens=4) as load:
     ...         load.wait_for_requests(4, timeout_s=30)

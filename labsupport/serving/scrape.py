@@ -1,6 +1,6 @@
 """A scrape of a server's /metrics with a hard deadline, as a prober takes it.
 
-    >>> from labsupport.probing.scrape import Scrape, scrape_metrics
+    >>> from labsupport.serving.scrape import Scrape, scrape_metrics
     >>> text = 'vllm:num_requests_waiting{model_name="m"} 3.0\\nsrelab:engine_alive 1.0\\n'
     >>> s = Scrape.from_text(text, t_s=12.0)
     >>> s.ok, s.value("vllm:num_requests_waiting"), s.value("no:such_metric")

@@ -11,9 +11,10 @@ functions once on a made-up scrape first, so an unwritten exercise fails at once
 
 import pytest
 
-from labsupport.probing import matrix, probesets, scenarios
-from labsupport.probing.scrape import no_answer, synthetic
-from labsupport.probing.timeline import FAULTS, LABELS
+from labsupport.scenarios.port_open_but_not_serving import matrix, probesets
+from labsupport.scenarios.port_open_but_not_serving import runs as scenarios
+from labsupport.scenarios.port_open_but_not_serving.timeline import FAULTS, LABELS
+from labsupport.serving.scrape import no_answer, synthetic
 
 FAULT_WINDOW_S = 12.0  # the solution restarts in 3-5 s on a 2-core CPU machine
 DIAGNOSIS_SCENARIOS = ("idle", "healthy", "heavy_load", "wedged_engine")

@@ -1,4 +1,4 @@
-"""Shared by the probing tests: a tiny in-process HTTP server whose /metrics we control."""
+"""For the scrape, load and probe tests: a tiny in-process HTTP server whose /metrics we set."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from labsupport.probing.scrape import synthetic
+from labsupport.serving.scrape import synthetic
 
 
 class FakeMetrics:

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from labsupport.probing.load import SteadyLoad
 from labsupport.serving.launcher import serve_subprocess
-from tests.probing.helpers import silent_listener
+from labsupport.serving.load import SteadyLoad
+from tests.serving.scrape_helpers import silent_listener
 
 pytestmark = pytest.mark.timeout(60)
 

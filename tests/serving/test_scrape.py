@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from labsupport.probing.scrape import Scrape, no_answer, scrape_metrics, synthetic
 from labsupport.serving.launcher import serve_subprocess
-from tests.probing.helpers import FakeMetrics, silent_listener
+from labsupport.serving.scrape import Scrape, no_answer, scrape_metrics, synthetic
+from tests.serving.scrape_helpers import FakeMetrics, silent_listener
 
 pytestmark = pytest.mark.timeout(60)
 

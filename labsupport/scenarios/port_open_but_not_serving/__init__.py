@@ -1,6 +1,6 @@
 """Health probes for the model server: which probe sees which fault, and probes that see them all.
 
-    >>> from labsupport.probing.scrape import Scrape
+    >>> from labsupport.serving.scrape import Scrape
     >>> Scrape.from_text("vllm:num_requests_waiting 3.0").value("vllm:num_requests_waiting")
     3.0
 

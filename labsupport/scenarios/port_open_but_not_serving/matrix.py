@@ -1,6 +1,6 @@
 """Every probe against every fault, on a live server: which probe sees which failure.
 
-    >>> from labsupport.probing import matrix
+    >>> from labsupport.scenarios.port_open_but_not_serving import matrix
     >>> m = matrix.run_matrix(["idle", "wedged_engine"], ticks=3)       # ~15 s
     >>> m.failure_rate("HTTP /health", "wedged_engine")                # /health: engine "alive"
     0.0
@@ -29,12 +29,17 @@ from dataclasses import dataclass, field, replace
 import httpx
 
 from labsupport.k8s.probes import Call, HTTPGet, ProbeTarget, TCPSocket, run_probe
-from labsupport.probing import probesets
-from labsupport.probing.load import SteadyLoad
-from labsupport.probing.scenarios import FAULT_VALUES, HEAVY, LIGHT, OVERLOAD_EXTRA
-from labsupport.probing.scrape import Scrape, scrape_metrics
+from labsupport.scenarios.port_open_but_not_serving import probesets
+from labsupport.scenarios.port_open_but_not_serving.runs import (
+    FAULT_VALUES,
+    HEAVY,
+    LIGHT,
+    OVERLOAD_EXTRA,
+)
 from labsupport.serving.admin import post_fault
 from labsupport.serving.launcher import serve_subprocess
+from labsupport.serving.load import SteadyLoad
+from labsupport.serving.scrape import Scrape, scrape_metrics
 
 SCENARIOS = ("idle", "healthy", "heavy_load", "overload", *FAULT_VALUES)
 LABELS = {

@@ -1,7 +1,7 @@
 """Plots of lab 278: the probe matrix as a heatmap, a pod's timeline, before vs after.
 
-    >>> from labsupport.probing import plots
-    >>> from labsupport.probing.timeline import View
+    >>> from labsupport.scenarios.port_open_but_not_serving import plots
+    >>> from labsupport.scenarios.port_open_but_not_serving.timeline import View
     >>> fig = plots.bands({"tcpSocket": View([(0.0, False), (1.0, True)], [])}, t_end_s=5.0,
     ...                   marks={"fault": 2.0})
     >>> len(fig.axes)
@@ -16,14 +16,14 @@ from __future__ import annotations
 import numpy as np
 
 from labsupport import plots
-from labsupport.probing.timeline import FAULTS, LABELS, View
+from labsupport.scenarios.port_open_but_not_serving.timeline import FAULTS, LABELS, View
 
 READY, NOT_READY, KILL = plots.AFTER_COLOUR, "#c7c7c7", plots.BEFORE_COLOUR
 
 
 def heatmap(matrix, title: str = "which probe fails where (share of probes that failed)"):
     """Rows: probes; columns: scenarios; colour: failure rate (green 0 %, red 100 %)."""
-    from labsupport.probing.matrix import LABELS as COLUMNS
+    from labsupport.scenarios.port_open_but_not_serving.matrix import LABELS as COLUMNS
 
     rates = np.array(matrix.rates(), dtype=float)
     fig, ax = plots.figure(width_in=1.3 * len(matrix.scenarios) + 2.6,

@@ -1,7 +1,7 @@
 """The probes of a model-server pod as Kubernetes probe specs: the incident's, the classic
 answer's, and probes built from your own liveness and readiness functions.
 
-    >>> from labsupport.probing import probesets
+    >>> from labsupport.scenarios.port_open_but_not_serving import probesets
     >>> print(probesets.INCIDENT.describe())
     startup:   http-get http://:8000/health delay=0s timeout=1s period=2s #success=1 #failure=300
     liveness:  tcp-socket :8000 delay=0s timeout=1s period=10s #success=1 #failure=3
@@ -31,7 +31,7 @@ import httpx
 from labsupport.k8s.events import Timing
 from labsupport.k8s.probes import Call, HTTPGet, Probe, ProbeTarget, TCPSocket
 from labsupport.k8s.spec import PodSpec, Port
-from labsupport.probing.scrape import Scrape, scrape_metrics
+from labsupport.serving.scrape import Scrape, scrape_metrics
 
 CONTAINER_PORT = 8000
 MAX_NUM_SEQS = 32  # requests the server runs at once; more wait in its queue

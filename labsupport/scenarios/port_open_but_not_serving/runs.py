@@ -1,7 +1,7 @@
 """Faults and loads against a supervised model-server pod whose probes act.
 
-    >>> from labsupport.probing import probesets, scenarios
-    >>> run = scenarios.run_fault("wedged_engine", probesets.INCIDENT, window_s=4)  # ~10 s
+    >>> from labsupport.scenarios.port_open_but_not_serving import probesets, runs
+    >>> run = runs.run_fault("wedged_engine", probesets.INCIDENT, window_s=4)  # ~10 s
     >>> run.verdicts["wedged_engine"].what       # tcpSocket liveness: the port still answers
     'never restarted in 4 s and still Ready: traffic keeps going to it'
 
@@ -32,10 +32,10 @@ import httpx
 
 from labsupport.k8s.pod import Pod
 from labsupport.k8s.probes import Probe, ProbeWorker
-from labsupport.probing import probesets
-from labsupport.probing.load import SteadyLoad
-from labsupport.probing.timeline import FAULTS, LOADS, View, judge
+from labsupport.scenarios.port_open_but_not_serving import probesets
+from labsupport.scenarios.port_open_but_not_serving.timeline import FAULTS, LOADS, View, judge
 from labsupport.serving.admin import new_token, post_fault, token_env
+from labsupport.serving.load import SteadyLoad
 
 FAULT_VALUES = {"gil_busy_loop": 2000.0, "blocked_event_loop": 10.0, "wedged_engine": None}
 LIGHT = {"concurrency": 2, "max_tokens": 16}

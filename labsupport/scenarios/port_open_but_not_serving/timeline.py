@@ -1,6 +1,6 @@
 """What happened to one supervised pod, and whether its probes handled each scenario right.
 
-    >>> from labsupport.probing.timeline import View, judge
+    >>> from labsupport.scenarios.port_open_but_not_serving.timeline import View, judge
     >>> pod = View(ready=[(0.0, False), (1.0, True)], kills=[])      # Ready at 1 s, never killed
     >>> judge("wedged_engine", pod, {"fault": (3.0, 11.0)}).handled   # fault at 3 s, 8 s window
     False

@@ -1,7 +1,7 @@
 """Before and after in one run: the incident's probes, the classic answer, and yours.
 
-    >>> from labsupport.probing.timeline import Verdict
-    >>> from labsupport.probing.verify import Comparison
+    >>> from labsupport.scenarios.port_open_but_not_serving.timeline import Verdict
+    >>> from labsupport.scenarios.port_open_but_not_serving.verify import Comparison
     >>> c = Comparison({"incident": {"wedged_engine": Verdict("wedged_engine", False, None, "-")},
     ...                 "yours": {"wedged_engine": Verdict("wedged_engine", True, 3.5, "-")}})
     >>> c.handled("incident"), c.handled("yours"), c.detection_s("yours")
@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from labsupport.probing import probesets, scenarios
-from labsupport.probing.timeline import FAULTS, LABELS, SCENARIOS
+from labsupport.scenarios.port_open_but_not_serving import probesets
+from labsupport.scenarios.port_open_but_not_serving import runs as pod_runs
+from labsupport.scenarios.port_open_but_not_serving.timeline import FAULTS, LABELS, SCENARIOS
 
 DESIGNS = {
     "incident": "tcpSocket liveness + /health readiness",
@@ -79,11 +80,11 @@ def compare(
     for design, probes in (("incident", probesets.INCIDENT), ("yours", yours)):
         if echo:
             echo(f"--- {DESIGNS[design]}")
-        shadows = scenarios.classic_shadows() if design == "incident" else None
-        runs[design].append(scenarios.run_loads(probes, shadows=shadows, echo=echo))
+        shadows = pod_runs.classic_shadows() if design == "incident" else None
+        runs[design].append(pod_runs.run_loads(probes, shadows=shadows, echo=echo))
         for fault in faults:
             runs[design].append(
-                scenarios.run_fault(
+                pod_runs.run_fault(
                     fault,
                     probes,
                     window_s=fault_window_s,

@@ -2,9 +2,9 @@
 
 import pytest
 
-from labsupport.probing import matrix
-from labsupport.probing.matrix import MatrixRun, Tick
-from labsupport.probing.scrape import no_answer, synthetic
+from labsupport.scenarios.port_open_but_not_serving import matrix
+from labsupport.scenarios.port_open_but_not_serving.matrix import MatrixRun, Tick
+from labsupport.serving.scrape import no_answer, synthetic
 
 
 def _ticks(scrapes):

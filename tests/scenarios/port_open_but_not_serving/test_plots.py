@@ -1,9 +1,9 @@
 """The lab's figures build from hand-made results, without pyplot."""
 
-from labsupport.probing import plots
-from labsupport.probing.scenarios import PodRun
-from labsupport.probing.timeline import Verdict, View
-from labsupport.probing.verify import Comparison
+from labsupport.scenarios.port_open_but_not_serving import plots
+from labsupport.scenarios.port_open_but_not_serving.runs import PodRun
+from labsupport.scenarios.port_open_but_not_serving.timeline import Verdict, View
+from labsupport.scenarios.port_open_but_not_serving.verify import Comparison
 from tests.probing.test_matrix import _run
 
 

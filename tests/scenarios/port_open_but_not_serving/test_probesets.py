@@ -3,10 +3,10 @@
 import pytest
 
 from labsupport.k8s.probes import Call, HTTPGet, ProbeTarget, TCPSocket, run_probe
-from labsupport.probing import probesets
-from labsupport.probing.probesets import InferenceCheck, ScrapeCheck
+from labsupport.scenarios.port_open_but_not_serving import probesets
+from labsupport.scenarios.port_open_but_not_serving.probesets import InferenceCheck, ScrapeCheck
 from labsupport.serving.launcher import serve_subprocess
-from tests.probing.helpers import FakeMetrics, silent_listener
+from tests.serving.scrape_helpers import FakeMetrics, silent_listener
 
 pytestmark = pytest.mark.timeout(60)
 PORT = probesets.CONTAINER_PORT

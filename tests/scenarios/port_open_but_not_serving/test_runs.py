@@ -2,8 +2,8 @@
 
 import pytest
 
-from labsupport.probing import probesets, scenarios
-from labsupport.probing.scenarios import PodRun, _finish
+from labsupport.scenarios.port_open_but_not_serving import probesets, runs
+from labsupport.scenarios.port_open_but_not_serving.runs import PodRun, _finish
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -21,8 +21,8 @@ def _alive_and_progressing(previous, current):
 
 
 def test_incident_probes_never_restart_a_wedged_engine():
-    run = scenarios.run_fault(
-        "wedged_engine", probesets.INCIDENT, window_s=4, shadows=scenarios.classic_shadows()
+    run = runs.run_fault(
+        "wedged_engine", probesets.INCIDENT, window_s=4, shadows=runs.classic_shadows()
     )
     assert run.restarts == 0 and not run.kills
     assert not run.verdicts["wedged_engine"].handled
@@ -35,7 +35,7 @@ def test_incident_probes_never_restart_a_wedged_engine():
 
 def test_a_heartbeat_liveness_restarts_a_wedged_engine_and_it_recovers():
     probes = probesets.from_functions(_alive_and_progressing)
-    run = scenarios.run_fault("wedged_engine", probes, window_s=12)
+    run = runs.run_fault("wedged_engine", probes, window_s=12)
     verdict = run.verdicts["wedged_engine"]
     assert verdict.handled and 1.0 < verdict.detected_s < 12
     assert run.restarts == 1 and run.kills[0][1] == "liveness"
@@ -44,7 +44,7 @@ def test_a_heartbeat_liveness_restarts_a_wedged_engine_and_it_recovers():
 
 def test_unknown_fault():
     with pytest.raises(ValueError):
-        scenarios.run_fault("nope", probesets.INCIDENT)
+        runs.run_fault("nope", probesets.INCIDENT)
 
 
 def test_shadow_views_from_results():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from labsupport.probing.timeline import SCENARIOS, View, judge
+from labsupport.scenarios.port_open_but_not_serving.timeline import SCENARIOS, View, judge
 
 PHASES = {
     "healthy": (1.0, 5.0),

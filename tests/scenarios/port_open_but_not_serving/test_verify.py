@@ -2,8 +2,8 @@
 
 import pytest
 
-from labsupport.probing import verify
-from labsupport.probing.timeline import Verdict
+from labsupport.scenarios.port_open_but_not_serving import verify
+from labsupport.scenarios.port_open_but_not_serving.timeline import Verdict
 
 
 def _card(handled: dict) -> dict:
