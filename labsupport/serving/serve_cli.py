@@ -11,6 +11,8 @@ default: abort in-flight requests; `> 0`: drain for up to that many seconds;
 `--sigterm-handler module:function` for your own), then the process exits leaving no thread,
 socket or file behind. `--stream-handler module:function` streams every response through your
 async generator (`fn(handle)`, see `server`), which then owns cancellation on disconnect.
+`--livez-handler` / `--readyz-handler module:function` serve `GET /livez` and `GET /readyz` with
+your logic over scrapes of the server's own /metrics (see `own_probes`).
 SIGINT (Ctrl-C) aborts at once. SIGUSR1 dumps every thread's stack to
 stderr (faulthandler), for when py-spy is not allowed.
 
@@ -87,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="module:function | pickle:BASE64: an async generator fn(handle) of TokenOutputs "
         "that every stream iterates; it must abort the request when its client leaves",
     )
+    for endpoint in ("livez", "readyz"):
+        p.add_argument(
+            f"--{endpoint}-handler",
+            default=None,
+            help=f"module:function | pickle:BASE64: GET /{endpoint} answers 200 when "
+            "fn(previous, current) is True, given Scrapes of this server's /metrics (own_probes)",
+        )
     p.add_argument(
         "--torch-threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
     )
@@ -122,7 +131,8 @@ def _contain_learner_handlers(args) -> None:
     from labsupport import contain, isolate
     from labsupport.serving.shutdown import decode_spec
 
-    specs = [s for s in (args.sigterm_handler, args.stream_handler) if s]
+    given = (args.sigterm_handler, args.stream_handler, args.livez_handler, args.readyz_handler)
+    specs = [s for s in given if s]
     if any(isolate.carries_learner_code(decode_spec(s)) for s in specs):
         limits = contain.Limits(memory_bytes=None if _on_gpu() else contain.DEFAULT_MEMORY_BYTES)
         contain.reexec_contained(
@@ -162,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     from labsupport.serving.faults import FaultController
+    from labsupport.serving.own_probes import OwnProbes
     from labsupport.serving.shutdown import resolve_handler
 
     # Bad options fail before the slow imports and the weights load.
@@ -169,6 +180,9 @@ def _run(args) -> int:
         faults = FaultController.from_specs(args.fault)
         handler = resolve_handler(args.sigterm_handler)
         stream_handler = resolve_handler(args.stream_handler)
+        own_probes = OwnProbes(
+            livez=resolve_handler(args.livez_handler), readyz=resolve_handler(args.readyz_handler)
+        )
     except (ValueError, ImportError, AttributeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -230,6 +244,7 @@ def _run(args) -> int:
         faults=faults,
         model_name=args.model_name,
         stream_handler=stream_handler,
+        own_probes=own_probes,
         admin_token=token,
         prompt_tokens_details=args.enable_prompt_tokens_details,
     )

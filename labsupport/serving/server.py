@@ -12,7 +12,8 @@ Routes as vLLM's `api_server`: `POST /v1/completions` and `POST /v1/chat/complet
 `GET /v1/models/{id}`, `GET /version`, `GET /health` (200 while the engine thread lives, as
 vLLM's: it does not see a wedged step), `GET /metrics` (Prometheus, vLLM's families: see
 `metrics`). Ours beside them: `GET /ready` (503 while draining or when the engine is dead),
-`GET /debug/heartbeat` (engine step counter and pending work, for liveness logic),
+`GET /debug/heartbeat` (engine step counter and pending work, for liveness logic), `GET /livez`
+and `GET /readyz` (answered by logic given at start, `--livez-handler`: see `own_probes`),
 `GET|POST /admin/fault` (fault injection, behind the run's token and loopback checks: see
 `admin`). Requests and bodies: `protocol` (completions), `chat`, `sampling_fields`; answers:
 `generation` (plain) and `streaming` (SSE). Run it with `serve_cli`.
@@ -180,6 +181,15 @@ async def _generate(state: ServerState, request: Request, parse) -> Response:
     return await _plain(state, request, job, choices, handles)
 
 
+def _own_probe(state: ServerState, endpoint: str) -> JSONResponse:
+    """/livez and /readyz: the logic given to the server (serving.own_probes), else 404."""
+    if state.own_probes is None:
+        return JSONResponse({"error": f"/{endpoint} is not served"}, status_code=404)
+    body, _ = state.metrics.render()
+    status, answer = state.own_probes.answer(endpoint, body.decode(), time.monotonic())
+    return JSONResponse(answer, status_code=status)
+
+
 def _card(state: ServerState) -> dict:
     """vLLM's ModelCard for the served model."""
     return {
@@ -236,6 +246,14 @@ def create_app(state: ServerState) -> FastAPI:
         return JSONResponse(
             {"ready": ok, "accepting": state.accepting}, status_code=200 if ok else 503
         )
+
+    @app.get("/livez")
+    async def livez():
+        return _own_probe(state, "livez")
+
+    @app.get("/readyz")
+    async def readyz():
+        return _own_probe(state, "readyz")
 
     @app.get("/metrics")
     async def metrics():

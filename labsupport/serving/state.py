@@ -31,12 +31,14 @@ class ServerState:
         faults: FaultController,
         model_name: str = "srelab-tiny",
         stream_handler=None,
+        own_probes=None,
         admin_token: str | None = None,
         prompt_tokens_details: bool = False,
     ):
         self.engine = engine
         self.admin_token = admin_token  # None: /admin is off
         self.stream_handler = stream_handler  # handle -> async iterator of TokenOutput (lab 286)
+        self.own_probes = own_probes  # /livez and /readyz logic (serving.own_probes), or None
         self.prompt_tokens_details = prompt_tokens_details  # vLLM's --enable-prompt-tokens-details
         self.tokenizer = engine.tokenizer
         self.faults = faults
