@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from labsupport.k8s import describe, rollout_settings
+from labsupport.k8s import describe
 from labsupport.k8s.rollout import (
     MAX_INT32,
     DeploymentStatus,
@@ -27,6 +27,7 @@ from labsupport.k8s.rollout import (
     new_rs_new_replicas,
     resolve_fenceposts,
 )
+from labsupport.scenarios.errors_during_rollout import settings as rollout_settings
 
 SOURCE = "deployment_util_test.go @ 00216e4596922fe546c0e5548921d01e2d91db12"
 
@@ -172,7 +173,9 @@ def test_describe_and_lab_settings_clamp_max_unavailable():
     """MaxUnavailable's clamp (deployment_util.go @ 277391ee) where a learner reads it:
     `kubectl describe deployment` and lab 299's manifest settings (replicas 5, maxUnavailable
     10 -> 5 and a minimum available of 0, not 10 and -5)."""
-    manifest = rollout_settings.manifest_with(max_surge=1, max_unavailable=10)
+    manifest = rollout_settings.manifest_with(
+        rollout_settings.production_manifest(), max_surge=1, max_unavailable=10
+    )
     manifest = manifest.replace("replicas: 2", "replicas: 5")
     s = rollout_settings.settings(manifest)
     assert (s["replicas"], s["max_unavailable"], s["max_surge"]) == (5, 5, 1)

@@ -1,13 +1,14 @@
 """Lab 299's figure: every request of a rollout on its pod's lane, with the pods' lifecycles.
 
-    >>> from labsupport.k8s import rollout_plots
-    >>> fig = rollout_plots.timelines([run_default, run_fixed])      # doctest: +SKIP
+    >>> from labsupport.scenarios.errors_during_rollout import plots
+    >>> fig = plots.timelines([run_production, run_fixed])          # doctest: +SKIP
 
 One panel per run. Each pod has a band (old pods at the top, new ones below); each request is
 a line from its start to its end on its client's lane in the band of the pod that got it,
 coloured by outcome. Markers show the pod's lifecycle: deleted (endpoint removed from the
-EndpointSlice), the balancer stops routing to it, the preStop sleep (shaded), SIGTERM, SIGKILL
-and the exit.
+EndpointSlice), the balancer stops routing to it, a preStop hook (shaded, when there is one),
+SIGTERM, SIGKILL and the exit. The title says what happened; `settings=True` adds the
+termination settings of the run.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _bands(run) -> list[str]:
     return names
 
 
-def draw(ax, run, *, legend: bool = True) -> None:
+def draw(ax, run, *, legend: bool = True, settings: bool = False) -> None:
     bands = _bands(run)
     lanes = max([r.client for r in run.requests] + [0]) + 1
     height = lanes + 1
@@ -103,13 +104,10 @@ def draw(ax, run, *, legend: bool = True) -> None:
         labels.append(f"{pod.revision}  {name[-5:]}" if pod else name)
     ax.set_yticks(ticks, labels)
     ax.axvline(0, color="#999999", linewidth=0.8)
-    s = run.settings
-    ax.set_title(
-        f"{run.arm}: {len(run.failed)} of {len(run.requests)} requests failed or truncated "
-        f"(preStop {s['pre_stop_s']:g} s, drain {s['drain_s']:g} s, grace {s['grace_s']:g} s, "
-        f"handler: {s['handler']})",
-        fontsize=9,
-    )
+    title = f"{run.arm}: {len(run.failed)} of {len(run.requests)} requests failed or truncated"
+    if settings:
+        title += "\n" + run.settings_line().split(": ", 1)[1]
+    ax.set_title(title, fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
     if legend:
         handles, names = ax.get_legend_handles_labels()
@@ -124,13 +122,16 @@ def draw(ax, run, *, legend: bool = True) -> None:
         )
 
 
-def timelines(runs: list, width_in: float = 11.0):
-    """One panel per run, stacked, sharing the time axis."""
+def timelines(runs: list, width_in: float = 11.0, *, settings: bool = False):
+    """One panel per run, stacked, sharing the time axis (`settings`: say them in titles)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width_in, 2.6 * len(runs) + 0.6), layout="constrained")
-    axes = fig.subplots(len(runs), 1, sharex=True, squeeze=False)[:, 0]
+    heights = [max(2.6, 0.5 * len(_bands(run))) for run in runs]
+    fig = Figure(figsize=(width_in, sum(heights) + 0.6), layout="constrained")
+    axes = fig.subplots(
+        len(runs), 1, sharex=True, squeeze=False, gridspec_kw={"height_ratios": heights}
+    )[:, 0]
     for ax, run in zip(axes, runs, strict=True):
-        draw(ax, run)
+        draw(ax, run, settings=settings)
     axes[-1].set_xlabel("seconds since the rollout started (real time; x10 for manifest seconds)")
     return fig

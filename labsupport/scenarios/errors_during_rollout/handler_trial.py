@@ -1,6 +1,6 @@
 """Try a SIGTERM handler on a simulated server in a second, before a rollout takes seconds.
 
-    >>> from labsupport.k8s.handler_trial import handler_problems
+    >>> from labsupport.scenarios.errors_during_rollout.handler_trial import handler_problems
     >>> from labsupport.serving.shutdown import abort_in_flight, drain
     >>> handler_problems(drain)
     []
@@ -152,7 +152,10 @@ def handler_error(handler) -> str | None:
 
     if isolate.carries_learner_code(handler):
         r = isolate.run_function(
-            "labsupport.k8s.handler_trial:run_trials", handler, True, timeout_s=30
+            "labsupport.scenarios.errors_during_rollout.handler_trial:run_trials",
+            handler,
+            True,
+            timeout_s=30,
         )
         return r.error if not r.ok else r.value[0].error
     return run_trials(handler, True)[0].error
@@ -167,7 +170,11 @@ def handler_problems(handler) -> list[str]:
     from labsupport import isolate
 
     if isolate.carries_learner_code(handler):
-        r = isolate.run_function("labsupport.k8s.handler_trial:run_trials", handler, timeout_s=40)
+        r = isolate.run_function(
+            "labsupport.scenarios.errors_during_rollout.handler_trial:run_trials",
+            handler,
+            timeout_s=40,
+        )
         if not r.ok:
             return [f"the trial of your handler failed: {r.error}"]
         trials = r.value

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from labsupport.k8s import rollout_load
-from labsupport.k8s import rollout_settings as rs
 from labsupport.k8s.events import Event
 from labsupport.k8s.spec import Terminated
+from labsupport.scenarios.errors_during_rollout import load, variant
+from labsupport.scenarios.errors_during_rollout import settings as rs
 
 
 def _event(t, kind, name, reason, message):
@@ -40,7 +40,7 @@ def test_lifecycles_are_read_from_events_and_pods():
             deletion_started=None, last_state=None, done=done, terminating=False
         ),
     }
-    out = rollout_load._lifecycles(pods, {"old-a"}, events, t0)
+    out = load._lifecycles(pods, {"old-a"}, events, t0)
     old, new = out["old-a"], out["new-b"]
     assert (old.revision, new.revision) == ("old", "new")
     assert old.created_s == -5 and old.deleted_s == 1.0 and old.pre_stop_s == 1.0
@@ -49,32 +49,42 @@ def test_lifecycles_are_read_from_events_and_pods():
     assert new.endpoint_added_s == 1.0 and new.deleted_s is None and new.exited_s is None
 
 
+def test_load_follows_the_variant():
+    v = variant(1)
+    conf = load.LoadConfig.of(v)
+    assert (conf.clients, conf.max_tokens, conf.seed) == (v.clients, v.max_tokens, 1)
+    assert load.LoadConfig.of(v, seed=9).seed == 9
+
+
 @pytest.mark.timeout(150)
-def test_default_rollout_loses_requests_on_old_pods_and_a_drain_loses_none():
-    default = rollout_load.run_rollout(arm="default")
-    assert default.succeeded and default.failed
-    old = {n for n, p in default.pods.items() if p.revision == "old"}
-    assert all(r.backend in old or r.backend is None for r in default.failed)
-    assert len(old) == 2 and all(default.pods[n].sigterm_s is not None for n in old)
-    assert "truncated" in default.by_status and default.success_pct < 100
-    t = time.perf_counter()
-    fixed = rollout_load.run_rollout(
-        rs.manifest_with(pre_stop_s=10, grace_s=60, drain_s=40, max_unavailable=0), "drain"
+def test_a_rollout_with_a_hook_and_a_budget_loses_nothing():
+    v = variant(0)
+    manifest = rs.manifest_with(
+        v.production, pre_stop_s=5, grace_s=50, drain_s=40, max_surge=1, max_unavailable=0
     )
-    assert time.perf_counter() - t < 60
+    t = time.perf_counter()
+    fixed = load.run_rollout(manifest, "drain", variant=v, arm="fixed")
+    assert time.perf_counter() - t < 90
     assert fixed.succeeded and not fixed.failed and fixed.sigkills == 0, fixed.summary()
-    for p in fixed.pods.values():
-        if p.revision == "old":
-            assert p.deleted_s <= p.endpoint_removed_s <= p.sigterm_s <= p.exited_s
-            assert p.pre_stop_s == pytest.approx(p.deleted_s, abs=0.1) and p.exit_code == 0
+    assert fixed.seed == 0 and fixed.settings["handler"] == "drain"
+    old = [p for p in fixed.pods.values() if p.revision == "old"]
+    assert len(old) == v.replicas
+    for p in old:
+        assert p.deleted_s <= p.endpoint_removed_s <= p.sigterm_s <= p.exited_s
+        assert p.pre_stop_s == pytest.approx(p.deleted_s, abs=0.1) and p.exit_code == 0
+        # the balancer learns of the deletion the variant's propagation later
+        lag = (p.endpoint_removed_s - p.deleted_s) / rs.TIME_SCALE
+        assert v.propagation_s - 0.5 <= lag <= v.propagation_s + 3, lag
     assert {r.backend for r in fixed.requests} <= set(fixed.pods)
-    assert "preStop 10 s" in fixed.summary() and "exit" in fixed.pod_table()
+    assert "preStop sleep 5 s" in fixed.settings_line() and "exit" in fixed.pod_table()
+    assert "preStop" not in fixed.summary()  # the summary says what happened, not the settings
+    assert any("SIGTERM" in line for line in fixed.event_lines())
 
 
 @pytest.mark.timeout(120)
 def test_max_surge_without_a_spare_gpu_stalls_the_rollout():
-    fixed = rs.manifest_with(pre_stop_s=10, grace_s=60, drain_s=40, max_unavailable=0)
-    stall = rollout_load.surge_without_spare_gpu(fixed, node_gpus=2, progress_deadline_seconds=20)
+    v = variant(0)
+    stall = load.surge_without_spare_gpu(v.production, variant=v, progress_deadline_seconds=20)
     assert not stall["succeeded"] and stall["reason"] == "ProgressDeadlineExceeded"
-    assert stall["serving_pods"] == 2
+    assert stall["serving_pods"] == v.replicas and stall["node_gpus"] == v.replicas
     assert any("Insufficient nvidia.com/gpu" in line for line in stall["pending_events"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 
-from labsupport.k8s.rollout_load import PodLifecycle, RolloutRun
-from labsupport.k8s.rollout_plots import timelines
 from labsupport.k8s.traffic import RequestRecord
+from labsupport.scenarios.errors_during_rollout.load import PodLifecycle, RolloutRun
+from labsupport.scenarios.errors_during_rollout.plots import timelines
 
 
 def _run(arm: str, failures: bool) -> RolloutRun:
@@ -38,7 +38,15 @@ def _run(arm: str, failures: bool) -> RolloutRun:
         RequestRecord(3, 0, 1.1, 2.0, "ok", backend="llm-2-bbbbb"),
         RequestRecord(4, 1, 2.2, 2.2, "connection_error", backend=None),
     ]
-    settings = {"pre_stop_s": 10, "drain_s": 30, "grace_s": 45, "handler": "drain"}
+    settings = {
+        "pre_stop": "sleep",
+        "pre_stop_s": 10,
+        "drain_s": 30,
+        "grace_s": 45,
+        "max_surge": 1,
+        "max_unavailable": 0,
+        "handler": "drain",
+    }
     return RolloutRun(arm, settings, requests, pods, [], True, "Complete", 3.0, 3.5, 1, 3)
 
 
@@ -50,5 +58,11 @@ def test_one_panel_per_run_with_pods_and_outcomes():
     labels = set(top.get_legend_handles_labels()[1])
     assert {"SIGTERM", "SIGKILL", "truncated", "http_error", "preStop sleep"} <= labels
     assert "SIGKILL" not in set(bottom.get_legend_handles_labels()[1])
-    assert "3 of 5 requests failed" in top.get_title() and "handler: drain" in top.get_title()
+    assert "3 of 5 requests failed" in top.get_title() and "handler" not in top.get_title()
     fig.savefig(io.BytesIO(), format="png")
+
+
+def test_settings_go_into_the_titles_only_when_asked():
+    fig = timelines([_run("fixed", False)], settings=True)
+    title = fig.axes[0].get_title()
+    assert "preStop sleep 10 s" in title and "SIGTERM handler: drain" in title

@@ -1,24 +1,25 @@
-"""Lab 299's workload: a rolling update of two real model servers under steady streaming load.
+"""Lab 299's workload: a rolling update of real model servers under steady streaming load.
 
-    >>> from labsupport.k8s import rollout_load
-    >>> run = rollout_load.run_rollout(arm="default")          # doctest: +SKIP
-    >>> run.by_status                                            # doctest: +SKIP
+    >>> from labsupport.scenarios.errors_during_rollout import load, variant
+    >>> v = variant(0)
+    >>> run = load.run_rollout(v.production, variant=v, arm="production")   # doctest: +SKIP
+    >>> run.by_status                                                      # doctest: +SKIP
     {'connection_error': 3, 'http_error': 4, 'ok': 55, 'truncated': 5}
-    >>> print(run.pod_table())                                   # doctest: +SKIP
+    >>> print(run.pod_table())                                             # doctest: +SKIP
 
 A Deployment of `srelab serve` pods (the tiny engine behind the OpenAI API, real processes)
-runs behind the lab's Service balancer; `StreamingLoad` clients stream completions through it
-while the Deployment controller rolls the pods to a new revision, playing the Kubernetes
-sequence for each old pod: removal from the endpoints (which reaches the balancer
-`PROPAGATION_S` later), preStop, SIGTERM, SIGKILL at the end of the grace period. Each request
-is recorded with the pod that served it, each pod with the times of its lifecycle events, in
-seconds since the rollout started (real seconds: x10 for manifest seconds).
+runs behind the lab's Service balancer on a node with the variant's GPUs; `StreamingLoad`
+clients stream completions through it while the Deployment controller rolls the pods to a new
+revision, playing the Kubernetes sequence for each old pod (removal from the endpoints, which
+reaches the balancer the variant's propagation delay later; preStop; SIGTERM; SIGKILL at the
+end of the grace period). Each request is recorded with the pod that served it, each pod with
+the times of its lifecycle events, in seconds since the rollout started (real seconds: x10 for
+manifest seconds).
 
-The manifest is the learner's Deployment (`rollout_settings`: validated against the real
-Kubernetes schema). The lab runs its own server command in the container and takes from the
-manifest's container args only vLLM's drain flag, `--shutdown-timeout`. `handler` is the
-server's SIGTERM handler (None: the server's default, which aborts in-flight streams when
-`--shutdown-timeout` is 0, as vLLM does).
+The manifest is validated against the real Kubernetes schema (`settings`). The lab runs its own
+server command in the container and takes from the manifest's container args only vLLM's
+`--shutdown-timeout`. `handler` is the server's SIGTERM handler (None: the server's own, which
+is vLLM's behaviour for that flag).
 """
 
 from __future__ import annotations
@@ -27,16 +28,15 @@ import re
 import time
 from dataclasses import dataclass, replace
 
-from labsupport import wire
+from labsupport import progress, wire
 from labsupport.k8s import manifests
-from labsupport.k8s.rollout_settings import (
-    DEFAULT_MANIFEST,
-    PROPAGATION_S,
+from labsupport.k8s.traffic import RequestRecord, StreamingLoad, attach_backends, by_status
+from labsupport.scenarios.errors_during_rollout import Variant, variant
+from labsupport.scenarios.errors_during_rollout.settings import (
     TIME_SCALE,
     server_command,
     settings,
 )
-from labsupport.k8s.traffic import RequestRecord, StreamingLoad, attach_backends, by_status
 
 
 @wire.record
@@ -46,7 +46,12 @@ class LoadConfig:
     min_tokens: int = 16
     max_tokens: int = 96
     seed: int = 0
-    warmup_requests: int = 6  # requests finished before the rollout starts
+    warmup_requests: int = 4  # requests finished before the rollout starts
+
+    @classmethod
+    def of(cls, v: Variant, seed: int | None = None) -> LoadConfig:
+        """The variant's traffic (`seed` picks the answers' lengths; default: the variant's)."""
+        return cls(v.clients, v.min_tokens, v.max_tokens, v.seed if seed is None else seed)
 
 
 @wire.record
@@ -82,6 +87,7 @@ class RolloutRun:
     min_available: int
     max_pods: int
     device: str = "cpu"
+    seed: int = 0  # the variant
 
     @property
     def failed(self) -> list[RequestRecord]:
@@ -100,12 +106,21 @@ class RolloutRun:
         return 100.0 * (len(self.requests) - len(self.failed)) / max(1, len(self.requests))
 
     def summary(self) -> str:
-        s = self.settings
+        """Requests and outcomes, how long the rollout took (says nothing of the settings)."""
         return (
             f"{self.arm}: {len(self.requests)} requests, {len(self.failed)} failed or truncated "
             f"{self.by_status}; rollout {self.rollout_s:.1f} s, old pods gone after "
-            f"{self.drained_s:.1f} s, SIGKILLs {self.sigkills} (preStop {s['pre_stop_s']:g} s, "
-            f"drain {s['drain_s']:g} s, grace {s['grace_s']:g} s; manifest seconds)"
+            f"{self.drained_s:.1f} s, SIGKILLs {self.sigkills}"
+        )
+
+    def settings_line(self) -> str:
+        """The termination settings the run used (manifest seconds)."""
+        s = self.settings
+        hook = f"preStop sleep {s['pre_stop_s']:g} s" if s.get("pre_stop") else "no preStop"
+        return (
+            f"{self.arm}: {hook}, --shutdown-timeout {s['drain_s']:g} s, grace "
+            f"{s['grace_s']:g} s, maxSurge {s['max_surge']}, maxUnavailable "
+            f"{s['max_unavailable']}, SIGTERM handler: {s['handler']}"
         )
 
     def pod_table(self) -> str:
@@ -119,13 +134,21 @@ class RolloutRun:
             "sigkill",
             "exited",
         )
-        head = f"{'pod':<24}{'rev':<5}" + "".join(f"{c:>17}" for c in cols) + "  exit"
+        head = f"{'pod':<22}{'rev':<5}" + "".join(f"{c:>17}" for c in cols) + "  exit"
         rows = [head]
         for p in sorted(self.pods.values(), key=lambda p: (p.revision != "old", p.created_s)):
             vals = [getattr(p, f"{c}_s") for c in cols]
             cells = "".join(f"{'-' if v is None else f'{v:.2f}':>17}" for v in vals)
-            rows.append(f"{p.name:<24}{p.revision:<5}{cells}  {p.exit_code}")
+            rows.append(f"{p.name:<22}{p.revision:<5}{cells}  {p.exit_code}")
         return "\n".join(rows)
+
+    def event_lines(self, since_s: float = -0.5) -> list[str]:
+        """The event log from `since_s` on, as `kubectl get events` would list it."""
+        return [
+            f"{t:6.2f} s  {kind:<8} {name:<22} {reason:<16} {message}"
+            for t, kind, name, reason, message in self.events
+            if t >= since_s
+        ]
 
 
 class RolloutFailed(RuntimeError):
@@ -133,42 +156,55 @@ class RolloutFailed(RuntimeError):
 
 
 # ---- the run -------------------------------------------------------------------------------
-def run_rollout(
-    manifest=DEFAULT_MANIFEST,
-    handler=None,
-    *,
-    arm: str = "",
-    load: LoadConfig = LoadConfig(),
-    node_gpus: int | None = 3,
-    timeout_s: float = 90.0,
-) -> RolloutRun:
-    """Deploy, start the load, roll to a new revision, stop the load; return what happened.
-
-    handler: the SIGTERM handler (None: the server's default; "abort", "drain", a function,
-    or an ExerciseRef). node_gpus: GPUs on the node (3: one spare for maxSurge 1).
-    """
+def _deployment(manifest, handler, v: Variant, **overrides):
     from labsupport.k8s.deployment import Deployment
     from labsupport.k8s.events import Timing
 
     conf = settings(manifest)
     template = manifests.pod_spec(manifest, command=server_command(conf["drain_s"], handler))
-    kwargs = {k: v for k, v in manifests.deployment_kwargs(manifest).items() if k != "name"}
+    kwargs = {k: val for k, val in manifests.deployment_kwargs(manifest).items() if k != "name"}
+    kwargs.update(overrides)
     name = manifests.load(manifest)["metadata"]["name"]
     dep = Deployment(
         name,
         template,
         **kwargs,
         timing=Timing(time_scale=TIME_SCALE),
-        node_gpus=node_gpus,
-        endpoint_propagation_seconds=PROPAGATION_S,
+        node_gpus=v.node_gpus,
+        endpoint_propagation_seconds=v.propagation_s,
     )
+    return dep, template, conf
+
+
+def run_rollout(
+    manifest=None,
+    handler=None,
+    *,
+    variant: Variant | int = 0,
+    arm: str = "",
+    load: LoadConfig | None = None,
+    timeout_s: float = 90.0,
+) -> RolloutRun:
+    """Deploy, start the load, roll to a new revision, stop the load; return what happened.
+
+    manifest: the Deployment (default: the variant's production one). handler: the SIGTERM
+    handler (None: the server's own; "abort", "drain", a function, or an ExerciseRef).
+    variant: a Variant or its seed: the node's GPUs, the endpoint propagation, the traffic.
+    """
+    v = variant if isinstance(variant, Variant) else _variant(variant)
+    manifest = v.production if manifest is None else manifest
+    load = load or LoadConfig.of(v)
+    dep, template, conf = _deployment(manifest, handler, v)
+    replicas = conf["replicas"]
     deadline = time.monotonic() + timeout_s
-    with dep:
+    label = arm or ("production" if handler is None else "handler")
+    with dep, progress.bar(2 + 2 * replicas, f"rollout ({label})", unit="step") as bar:
         if not dep.wait_ready(min(60.0, timeout_s)) or not dep.wait_for(
-            lambda d: len(d.balancer.backends) == kwargs["replicas"], 10
+            lambda d: len(d.balancer.backends) == replicas, 10
         ):
             logs = "\n".join(f"--- {p.name}:\n{p.logs()[-1500:]}" for p in dep.pods)
             raise RolloutFailed(f"the pods did not become ready:\n{logs}")
+        bar.update()
         seen = {p.name: p for p in dep.pods}
         old_names = set(seen)
         with StreamingLoad(
@@ -180,15 +216,18 @@ def run_rollout(
             max_run_s=timeout_s,
         ) as traffic:
             traffic.wait_for_requests(load.warmup_requests, timeout_s=30)
+            bar.update()
             t0 = time.time()
             future = dep.rollout_in_background(
                 template.with_env(VERSION="2"), timeout_s=max(1.0, deadline - time.monotonic())
             )
             while not future.done():
                 seen.update({p.name: p for p in list(dep.pods)})
+                _advance(bar, seen, old_names)
                 time.sleep(0.02)
             seen.update({p.name: p for p in list(dep.pods)})
             result = future.result()
+            _advance(bar, seen, old_names)
             time.sleep(0.3)  # a little load on the new pods only
         attach_backends(traffic.records, dep.balancer)
         events = dep.event_log.all()
@@ -199,7 +238,7 @@ def run_rollout(
         if r.end_s > 0
     ]
     return RolloutRun(
-        arm=arm or ("default" if handler is None else "handler"),
+        arm=label,
         settings={**conf, "handler": _describe(handler)},
         requests=requests,
         pods=pods,
@@ -211,12 +250,24 @@ def run_rollout(
         min_available=result.min_available,
         max_pods=result.max_pods,
         device=_device(),
+        seed=v.seed,
     )
+
+
+def _variant(seed: int) -> Variant:
+    return variant(seed)
+
+
+def _advance(bar, seen: dict, old_names: set) -> None:
+    """One step per new pod ready and per old pod gone (2 already done: deploy, warm-up)."""
+    done = 2 + sum((p.done.is_set() if n in old_names else p.ready) for n, p in list(seen.items()))
+    if done > bar.n:
+        bar.update(min(done, bar.total) - bar.n)
 
 
 def _describe(handler) -> str:
     if handler is None:
-        return "server default"
+        return "the server's own"
     if isinstance(handler, str):
         return handler
     return getattr(handler, "name", None) or getattr(handler, "__name__", type(handler).__name__)
@@ -270,37 +321,29 @@ def _lifecycles(pods: dict, old_names: set, events: list, t0: float) -> dict[str
     return out
 
 
-def compare(fix_handler, fix_manifest, *, load: LoadConfig = LoadConfig()) -> dict:
-    """The default arm and the fixed arm, one after the other: {"default": run, "fixed": run}."""
-    return {
-        "default": run_rollout(DEFAULT_MANIFEST, None, arm="default", load=load),
-        "fixed": run_rollout(fix_manifest, fix_handler, arm="fixed", load=load),
-    }
-
-
 def surge_without_spare_gpu(
-    manifest, *, node_gpus: int = 2, progress_deadline_seconds: float = 30, timeout_s: float = 60
+    manifest,
+    *,
+    variant: Variant | int = 0,
+    progress_deadline_seconds: float = 30,
+    timeout_s: float = 60,
 ) -> dict:
-    """Roll `manifest` on a node with no GPU to spare: the surge pod cannot be scheduled.
+    """Roll `manifest` with maxSurge 1 on a node with no GPU to spare: the surge pod waits.
 
-    Returns the rollout's reason, the pending pod's events and the Deployment's events.
+    The node gets exactly one GPU per replica. Returns the rollout's reason, the pending
+    pod's events and the Deployment's events.
     """
-    from labsupport.k8s.deployment import Deployment
-    from labsupport.k8s.events import Timing
+    from labsupport.scenarios.errors_during_rollout.settings import manifest_with
 
-    conf = settings(manifest)
-    template = manifests.pod_spec(manifest, command=server_command(conf["drain_s"]))
-    kwargs = {k: v for k, v in manifests.deployment_kwargs(manifest).items() if k != "name"}
-    kwargs["progress_deadline_seconds"] = progress_deadline_seconds
-    name = manifests.load(manifest)["metadata"]["name"]
-    with Deployment(
-        name,
-        template,
-        **kwargs,
-        timing=Timing(time_scale=TIME_SCALE),
-        node_gpus=node_gpus,
-        endpoint_propagation_seconds=PROPAGATION_S,
-    ) as dep:
+    v = variant if isinstance(variant, Variant) else _variant(variant)
+    manifest = manifest_with(manifest, max_surge=1, max_unavailable=0)
+    replicas = settings(manifest)["replicas"]
+    v = replace(v, node_gpus=replicas)
+    dep, template, _ = _deployment(
+        manifest, None, v, progress_deadline_seconds=progress_deadline_seconds
+    )
+    expected_s = 8 + progress_deadline_seconds * TIME_SCALE
+    with dep, progress.timed(expected_s, "rollout on a full node"):
         if not dep.wait_ready(min(60.0, timeout_s)):
             raise RolloutFailed("the pods did not become ready before the rollout")
         result = dep.rollout(template.with_env(VERSION="2"), timeout_s=timeout_s)
@@ -308,7 +351,7 @@ def surge_without_spare_gpu(
         return {
             "succeeded": result.succeeded,
             "reason": result.reason,
-            "node_gpus": node_gpus,
+            "node_gpus": v.node_gpus,
             "serving_pods": sum(p.ready for p in dep.pods),
             "pending_events": [e.line() for p in pending for e in p.events],
             "deployment_events": [e.line() for e in dep.events],

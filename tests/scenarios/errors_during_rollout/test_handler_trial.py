@@ -7,7 +7,11 @@ import time
 
 import pytest
 
-from labsupport.k8s.handler_trial import TrialState, handler_problems, run_trial
+from labsupport.scenarios.errors_during_rollout.handler_trial import (
+    TrialState,
+    handler_problems,
+    run_trial,
+)
 from labsupport.serving.shutdown import abort_in_flight, drain
 
 pytestmark = pytest.mark.timeout(60)
