@@ -1,7 +1,7 @@
 """Lab 288's pods: a manifest run under the supervisor with the slow server, and what it did.
 
-    >>> from labsupport.scenarios.killed_while_loading import starts as sb, pods as startup_runs
-    >>> run = startup_runs.run_pod(sb.LIVENESS_ONLY, window_s=8)   # doctest: +SKIP
+    >>> from labsupport.scenarios.killed_while_loading import pods, starts
+    >>> run = pods.run_pod(starts.incident_manifest(), window_s=8)   # doctest: +SKIP
     >>> run.starts, run.ready_s                                    # doctest: +SKIP
     (3, None)
 
@@ -9,14 +9,13 @@
 server of a `ServerSize`, runs it as a `labsupport.k8s.Pod` (manifest seconds scaled by
 `TIME_SCALE`) and records every event, each container run (when its port opened, whether the
 kubelet killed it, its start-up phases), readiness and, on request, how long liveness took to
-catch a hang injected once the pod was ready. `compare` runs the incident's manifest and a
-fixed one, one after the other. Every process is stopped and every temp file removed before
-these functions return.
+catch a hang injected some time after the pod got ready. It reports what happened; it does
+not judge the manifest. Every process is stopped and every temp file removed before it
+returns.
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import threading
@@ -24,17 +23,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labsupport import isolate
+from labsupport import isolate, progress
 from labsupport.k8s import manifests
 from labsupport.k8s.pod import Pod
 from labsupport.scenarios.killed_while_loading.starts import (
-    HANG_BOUND_SECONDS,
     INCIDENT,
-    LIVENESS_ONLY,
-    STARTUP,
     TIME_SCALE,
     ServerSize,
-    startup_budget_seconds,
+    phases_of,
     tcp_connects,
 )
 from labsupport.serving.admin import admin_headers, new_token, token_env
@@ -67,7 +63,6 @@ class PodRun:
     ready_s: float | None
     restarts_before_ready: int | None
     restart_count: int
-    startup_budget_seconds: float
     describe: str = ""
     hang_s: float | None = None  # when the hang was injected
     hang_killed_s: float | None = None  # when liveness decided to kill after the hang
@@ -185,21 +180,13 @@ class _Recorder:
             run.end_s = (container.finished_at or time.time()) - self.t0
             run.exit_code = container.exit_code
         if not run.phases:
-            run.phases = _phases(container.logs())
+            run.phases = phases_of(container.logs())
 
     def port_opened(self, container) -> None:
         with self.lock:
             run = self.containers[-1] if self.containers else None
             if run is not None and container is self._seen and run.port_open_s is None:
                 run.port_open_s = time.time() - self.t0
-
-
-def _phases(lines: list[str]) -> dict:
-    for line in lines:
-        if line.startswith(STARTUP):
-            with contextlib.suppress(ValueError):
-                return json.loads(line[len(STARTUP) :])
-    return {}
 
 
 def _watch_port(pod: Pod, rec: _Recorder, stop: threading.Event) -> None:
@@ -233,38 +220,38 @@ def inject_hang(port: int, seconds: float = 30.0, token: str | None = None) -> N
 
 def run_pod(
     manifest: str,
-    size: ServerSize = INCIDENT,
+    server: ServerSize = INCIDENT,
     *,
     window_s: float | None = None,
     until_ready: bool = False,
-    hang_after_ready: bool = False,
-    hang_timeout_s: float | None = None,
+    hang_after_ready_s: float | None = None,
+    hang_timeout_s: float = 12.0,
     time_scale: float = TIME_SCALE,
     on_event=None,
+    expected_s: float | None = None,
 ) -> PodRun:
-    """Run `manifest` (a v1 Pod) with the server of `size` and record what happens.
+    """Run `manifest` (a v1 Pod) with the server of `server` and record what happens.
 
-    The manifest's command and args are replaced by `size.command()`; everything else (ports,
-    probes, grace periods) is the manifest's. The run lasts `window_s` real seconds (default
-    20), or ends once the pod is ready (`until_ready`); waiting for readiness, the default
-    window is the manifest's startup budget plus 10 s (at most 120 s). With
-    `hang_after_ready`, once ready the server's event loop is blocked and the run waits up to
-    `hang_timeout_s` (default: twice HANG_BOUND_SECONDS, scaled) for liveness to kill it.
-    on_event(t_s, event): called on every event occurrence (e.g. to print it live).
+    The manifest's command and args are replaced by `server.command()`; everything else
+    (ports, probes, grace periods) is the manifest's. The run lasts `window_s` real seconds
+    (default 20), or ends once the pod is ready (`until_ready`, default window 60 s). With
+    `hang_after_ready_s` (manifest seconds), the server's event loop is blocked that long after
+    the pod got ready, and the run waits up to `hang_timeout_s` real seconds for liveness to
+    kill it. on_event(t_s, event): called on every event occurrence (e.g. to print it live).
+    A progress bar fills over `expected_s` (default: the window).
     """
     obj = manifests.validate(manifest, require_command=False)
     if obj["kind"] != "Pod":
         raise manifests.ManifestError([f"kind: this lab runs a v1 Pod, got {obj['kind']}"])
-    if hang_timeout_s is None:
-        hang_timeout_s = 2 * HANG_BOUND_SECONDS * time_scale
+    waits = until_ready or hang_after_ready_s is not None
     if window_s is None:
-        budget_s = startup_budget_seconds(obj) * time_scale
-        window_s = min(120.0, budget_s + 10.0) if (until_ready or hang_after_ready) else 20.0
+        window_s = 60.0 if waits else 20.0
     rec = _Recorder()
     rec.forward = on_event
     stop = threading.Event()
-    with isolate.temp_dir() as tmp:
-        spec = manifests.pod_spec(obj, command=tuple(size.command()))
+    label = f"pod {obj['metadata']['name']}"
+    with isolate.temp_dir() as tmp, progress.timed(expected_s or window_s, label):
+        spec = manifests.pod_spec(obj, command=tuple(server.command()))
         # the checkpoint goes to a temp dir removed whatever happens; cwd: labsupport importable
         token = new_token()
         spec = spec.with_env(TMPDIR=str(tmp), **token_env(token)).replace(cwd=_PACKAGE_PARENT)
@@ -277,24 +264,13 @@ def run_pod(
         try:
             pod.start()
             watcher.start()
-            wait = (lambda p: p.ready) if (until_ready or hang_after_ready) else (lambda p: False)
-            pod.wait_for(wait, window_s)
-            if hang_after_ready and pod.ready:
-                hang_s = time.time() - rec.t0
-                inject_hang(pod.port, token=token)
-                killed = [None]
-
-                def caught(_):
-                    times = [
-                        t
-                        for t, _, r, m in list(rec.events)
-                        if r == "Killing" and "liveness" in m and t >= hang_s
-                    ]
-                    killed[0] = times[0] if times else None
-                    return bool(times)
-
-                pod.wait_for(caught, hang_timeout_s)
-                hang_killed_s = killed[0]
+            pod.wait_for((lambda p: p.ready) if waits else (lambda p: False), window_s)
+            if hang_after_ready_s is not None and pod.ready:
+                pod.wait_for(lambda p: False, hang_after_ready_s * time_scale)
+                if pod.ready and pod.restart_count == rec.restarts_before_ready:
+                    hang_s = time.time() - rec.t0
+                    inject_hang(pod.port, token=token)
+                    hang_killed_s = _wait_for_liveness_kill(pod, rec, hang_s, hang_timeout_s)
             describe = pod.describe()
         finally:
             stop.set()
@@ -303,7 +279,7 @@ def run_pod(
         with rec.lock:
             for run in rec.containers:
                 if run.end_s is None and pod.container is not None:
-                    run.phases = run.phases or _phases(pod.container.logs())
+                    run.phases = run.phases or phases_of(pod.container.logs())
     end_s = max(window_s, (hang_killed_s or 0) + 0.5)
     return PodRun(
         name=obj["metadata"]["name"],
@@ -314,16 +290,31 @@ def run_pod(
         ready_s=rec.ready_s,
         restarts_before_ready=rec.restarts_before_ready,
         restart_count=pod.restart_count,
-        startup_budget_seconds=startup_budget_seconds(obj),
         describe=describe,
         hang_s=hang_s,
         hang_killed_s=hang_killed_s,
     )
 
 
+def _wait_for_liveness_kill(pod: Pod, rec: _Recorder, hang_s: float, timeout_s: float):
+    """When liveness decided to kill the container after the hang (None: not in time)."""
+    killed: list[float] = []
+
+    def caught(_):
+        killed[:] = [
+            t
+            for t, _, r, m in list(rec.events)
+            if r == "Killing" and "liveness" in m and t >= hang_s
+        ]
+        return bool(killed)
+
+    pod.wait_for(caught, timeout_s)
+    return killed[0] if killed else None
+
+
 @dataclass
 class Comparison:
-    """The incident's manifest and the fixed one, run one after the other with the same server."""
+    """The incident's pod and the fixed one, run with the same server in one session."""
 
     before: PodRun
     after: PodRun
@@ -333,13 +324,3 @@ class Comparison:
         """Container starts to get one ready pod: before (a lower bound: never ready) / after."""
         after = self.after.starts_until_ready or self.after.starts
         return self.before.starts / after
-
-
-def compare(
-    fixed: str, size: ServerSize = INCIDENT, *, window_s: float = 20.0, on_event=None
-) -> Comparison:
-    """Liveness-only for `window_s`, then `fixed` until ready (within its startup budget)
-    plus a hang, with the same server size."""
-    before = run_pod(LIVENESS_ONLY, size, window_s=window_s, on_event=on_event)
-    after = run_pod(fixed, size, hang_after_ready=True, on_event=on_event)
-    return Comparison(before, after)

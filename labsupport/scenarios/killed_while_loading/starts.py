@@ -1,24 +1,31 @@
-"""Lab 288's workload: a model server that loads for seconds, and the probes that judge it.
+"""Lab 288's model server: how big a start is, the incident's pod, a debug start measured.
 
-    >>> from labsupport.scenarios.killed_while_loading import starts as sb
-    >>> sb.startup_budget_seconds(sb.LIVENESS_ONLY)  # what the incident's probes allow a start
-    35.0
-    >>> start = sb.debug_start(sb.SMALL)             # doctest: +SKIP
-    >>> start.evidence()["logs"][-1]                 # doctest: +SKIP
-    '2026-11-25T14:02:14.120331Z listening on http://127.0.0.1:41237'
+    >>> from labsupport.scenarios.killed_while_loading import starts
+    >>> starts.ServerSize(256, 3.0).args()
+    ['--weights-mb', '256', '--fault', 'slow_start=3']
+    >>> "startupProbe" in starts.incident_manifest(starts.ServerSize(256, 3.0))
+    False
+    >>> record = starts.debug_start(starts.ServerSize(64, 1.0))      # doctest: +SKIP
+    >>> record.evidence()["logs"][-1]                                # doctest: +SKIP
+    '2026-11-25T14:02:14.120331457Z listening on http://127.0.0.1:41237'
 
 The server is the real one (`labsupport.serving.serve_cli`): on every start it writes its
 checkpoint (`--weights-mb`, as a pod without a model cache downloads it), reads it, moves it to
 the device (CUDA when present), warms up, then sleeps `--fault slow_start=S` seconds, standing
-in for torch.compile and CUDA-graph capture, and only then binds its port, as vLLM does.
+in for torch.compile and CUDA-graph capture, and only then listens on its port, as vLLM does.
 `ServerSize` says how big. `debug_start` measures one start with no probes (a debug pod): the
-evidence an operator has (startedAt, `kubectl logs --timestamps`) and, beside it, the truth
-(when the port really opened, by connecting every 20 ms). `startup_budget_seconds` reads what
-a manifest's probes allow a start. Pods run under the supervisor in `startup_runs`.
+evidence an operator has and, beside it, the truth (when the port really opened, by connecting
+every 20 ms). The evidence is written as Kubernetes writes it: the container's start as the
+container runtime records it (CRI `ContainerStatus.started_at`, nanoseconds, printed as RFC 3339
+with trailing zeros dropped; the Pod's own `status.containerStatuses[].startedAt` is rounded to
+the second, too coarse for a cluster running 10x fast) and the logs as
+`kubectl logs --timestamps` prints them (the kubelet's RFC3339NanoFixed: nine fractional
+digits, pkg/kubelet/kuberuntime/logs/logs.go).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import socket
 import subprocess
@@ -27,15 +34,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import yaml
-
-from labsupport import isolate
-from labsupport.k8s import manifests
+from labsupport import isolate, progress
 from labsupport.k8s.spec import expand, free_port
 from labsupport.serving.launcher import child_env, server_command, stop_group
 
 TIME_SCALE = 0.1  # real seconds per manifest second: the lab's cluster runs 10x fast
-HANG_BOUND_SECONDS = 60.0  # manifest seconds: liveness must catch a hang within this
 LISTENING = "listening on "
 STARTUP = "startup "
 
@@ -61,10 +64,9 @@ class ServerSize:
         return [*argv[: argv.index("--port") + 1], "$(PORT)", *argv[argv.index("--port") + 2 :]]
 
 
-INCIDENT = ServerSize(256, 3.0)  # ~4-5 s on a 2-core CPU machine: 40-50 manifest seconds
-SMALL = ServerSize(64, 1.0)  # ~2-3 s
+INCIDENT = ServerSize(256, 3.0)  # seed 0's server: ~4-6 s on a 2-core CPU machine
 
-LIVENESS_ONLY = """\
+_MANIFEST = """\
 apiVersion: v1
 kind: Pod
 metadata:
@@ -77,15 +79,15 @@ spec:
   - name: server
     image: registry.example.com/llm-server:2.3.1
     command: [python, -m, labsupport.serving.serve_cli]
-    args: [--port, $(PORT), --weights-mb, "256", --fault, slow_start=3]
+    args: [--port, $(PORT), --weights-mb, "{weights_mb:g}", --fault, slow_start={compile_s:g}]
     ports:
     - name: http
       containerPort: 8000
     readinessProbe:
-      httpGet: {path: /ready, port: http}
+      httpGet: {{path: /ready, port: http}}
       periodSeconds: 5
     livenessProbe:
-      httpGet: {path: /health, port: http}
+      httpGet: {{path: /health, port: http}}
       initialDelaySeconds: 5
       periodSeconds: 10
       timeoutSeconds: 1
@@ -93,48 +95,27 @@ spec:
 """
 
 
-# ---- reading manifests -----------------------------------------------------------------------
-def _container(manifest) -> dict:
-    obj = manifests.load(manifest)
-    pod = obj["spec"]["template"]["spec"] if obj.get("kind") == "Deployment" else obj["spec"]
-    return pod["containers"][0]
+def incident_manifest(size: ServerSize = INCIDENT) -> str:
+    """The pod's manifest as production has it (YAML), running a server of `size`."""
+    return _MANIFEST.format(weights_mb=size.weights_mb, compile_s=size.compile_s)
 
 
-def probe_fields(manifest, kind: str) -> dict | None:
-    """The probe (`startupProbe`, `livenessProbe`, `readinessProbe`) with Kubernetes defaults."""
-    probe = _container(manifest).get(kind)
-    if probe is None:
-        return None
-    defaults = {"initialDelaySeconds": 0, "periodSeconds": 10, "timeoutSeconds": 1}
-    return {**defaults, "failureThreshold": 3, "successThreshold": 1, **probe}
+# ---- timestamps as Kubernetes prints them ----------------------------------------------------
+def _utc(ns: int) -> str:
+    return datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S"
+    )
 
 
-def startup_budget_seconds(manifest) -> float:
-    """Manifest seconds the probes give a start: initialDelaySeconds + failureThreshold x
-    periodSeconds, the rule of the Kubernetes docs (the kill itself comes with the
-    failureThreshold-th failure, one period earlier).
-
-    The startupProbe's when there is one; without one, liveness decides from the start.
-    Infinite when neither probe exists.
-    """
-    probe = probe_fields(manifest, "startupProbe") or probe_fields(manifest, "livenessProbe")
-    if probe is None:
-        return float("inf")
-    return float(probe["initialDelaySeconds"] + probe["failureThreshold"] * probe["periodSeconds"])
+def rfc3339_nano(ns: int) -> str:
+    """Go's time.RFC3339Nano in UTC: trailing zeros of the fraction dropped, none if zero."""
+    fraction = f"{ns % 1_000_000_000:09d}".rstrip("0")
+    return _utc(ns) + (f".{fraction}" if fraction else "") + "Z"
 
 
-def with_startup_probe(manifest: str, probe: dict) -> str:
-    """`manifest` with `probe` as the container's startupProbe (YAML in, YAML out)."""
-    obj = manifests.load(manifest)
-    obj = json.loads(json.dumps(obj))  # a deep copy
-    _container(obj)["startupProbe"] = probe
-    return yaml.safe_dump(obj, sort_keys=False)
-
-
-# ---- one start, measured -------------------------------------------------------------------
-def _iso(t: float) -> str:
-    """RFC 3339 in UTC with microseconds, as `kubectl logs --timestamps` prints (to the us)."""
-    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def rfc3339_nano_fixed(ns: int) -> str:
+    """The kubelet's RFC3339NanoFixed in UTC (`kubectl logs --timestamps`): nine digits."""
+    return f"{_utc(ns)}.{ns % 1_000_000_000:09d}Z"
 
 
 def tcp_connects(port: int, timeout_s: float = 0.2) -> bool:
@@ -145,13 +126,25 @@ def tcp_connects(port: int, timeout_s: float = 0.2) -> bool:
         return False
 
 
+def phases_of(lines: list[str]) -> dict:
+    """The server's `startup {...}` line (its own phase timers) as a dict; {} if none yet."""
+    for line in lines:
+        if line.startswith(STARTUP):
+            try:
+                return json.loads(line[len(STARTUP) :])
+            except ValueError:
+                return {}
+    return {}
+
+
+# ---- one start, measured -------------------------------------------------------------------
 @dataclass
 class StartRecord:
     """One measured start: what an operator can see, and the truth measured beside it."""
 
     size: ServerSize
-    started_at: str  # the container's start, RFC 3339 (status.containerStatuses[].startedAt)
-    logs: list[str]  # `kubectl logs --timestamps`: "<RFC 3339> <line>", up to when it served
+    started_at: str  # the container's start, RFC 3339 with nanoseconds (the runtime's record)
+    logs: list[str]  # `kubectl logs --timestamps`: "<RFC 3339, 9 digits> <line>", until it served
     port_open_s: float  # ground truth: seconds from the start until a TCP connect succeeded
     phases: dict = field(default_factory=dict)  # the server's own `startup {...}` line
 
@@ -171,8 +164,8 @@ def debug_start(size: ServerSize = INCIDENT, *, timeout_s: float = 90.0) -> Star
         env = child_env()
         env["TMPDIR"] = str(tmp)  # the checkpoint is written here: removed whatever happens
         argv = [expand(a, {"PORT": str(port)}) for a in size.command()]
-        lines: list[tuple[float, str]] = []
-        started = time.time()
+        lines: list[tuple[int, str]] = []
+        started_ns = time.time_ns()
         t0 = time.monotonic()
         proc = subprocess.Popen(
             argv,
@@ -185,7 +178,7 @@ def debug_start(size: ServerSize = INCIDENT, *, timeout_s: float = 90.0) -> Star
 
         def read() -> None:
             for raw in iter(proc.stdout.readline, b""):
-                lines.append((time.time(), raw.decode(errors="replace").rstrip("\n")))
+                lines.append((time.time_ns(), raw.decode(errors="replace").rstrip("\n")))
 
         reader = threading.Thread(target=read, name="debug-start-logs", daemon=True)
         reader.start()
@@ -201,7 +194,7 @@ def debug_start(size: ServerSize = INCIDENT, *, timeout_s: float = 90.0) -> Star
                 if any(text.startswith(LISTENING) for _, text in lines):
                     break
                 time.sleep(0.01)
-            cut = time.time()
+            cut = time.time_ns()
             exited = proc.poll()
         finally:
             stop_group(proc, stop_timeout_s=5.0)
@@ -212,12 +205,30 @@ def debug_start(size: ServerSize = INCIDENT, *, timeout_s: float = 90.0) -> Star
         why = f"exited with {exited}" if exited is not None else f"was not up in {timeout_s:g} s"
         raise RuntimeError(f"the model server {why}; its output:\n{tail}")
     kept = [(t, text) for t, text in lines if t <= cut]
-    phases = next((json.loads(s[len(STARTUP) :]) for _, s in kept if s.startswith(STARTUP)), {})
     return StartRecord(
-        size, _iso(started), [f"{_iso(t)} {text}" for t, text in kept], port_open_s, phases
+        size,
+        rfc3339_nano(started_ns),
+        [f"{rfc3339_nano_fixed(t)} {text}" for t, text in kept],
+        port_open_s,
+        phases_of([text for _, text in kept]),
     )
 
 
-def debug_starts(sizes: list[ServerSize]) -> list[StartRecord]:
-    """One debug start per size, one after the other."""
-    return [debug_start(size) for size in sizes]
+def debug_starts(sizes: list[ServerSize], *, at_once: bool = True) -> list[StartRecord]:
+    """One debug start per size, all at once (as debug pods on the same node) or one by one.
+
+    Started together they share the machine's cores, so each is slower than alone, as on a
+    busy node; each is still measured on its own. A progress bar counts the finished starts.
+    """
+    with progress.bar(len(sizes), "debug starts", unit="start") as bar:
+        if not at_once:
+            records = []
+            for size in sizes:
+                records.append(debug_start(size))
+                bar.update()
+            return records
+        with concurrent.futures.ThreadPoolExecutor(len(sizes)) as pool:
+            futures = [pool.submit(debug_start, size) for size in sizes]
+            for _ in concurrent.futures.as_completed(futures):
+                bar.update()
+            return [f.result() for f in futures]

@@ -1,10 +1,11 @@
 """Plots of lab 288's pods: each container's load, the probes that failed, kills, readiness.
 
-    >>> from labsupport.scenarios.killed_while_loading import starts as sb, timeline as startup_plots, pods as startup_runs
-    >>> run = startup_runs.run_pod(sb.LIVENESS_ONLY, window_s=8)     # doctest: +SKIP
-    >>> fig = startup_plots.timeline(run)                  # doctest: +SKIP
+    >>> from labsupport.scenarios.killed_while_loading import pods, starts, timeline
+    >>> run = pods.run_pod(starts.incident_manifest(), window_s=8)   # doctest: +SKIP
+    >>> fig = timeline.timeline(run)                                 # doctest: +SKIP
 
-Figures are built without pyplot (`labsupport.plots.figure`); show them with `plots.show`.
+Figures are built without pyplot (`labsupport.plots.figure`); show them with `plots.show`. A
+row of probe failures appears only for the probes the pod's events mention.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def _phase_spans(run_start_s: float, port_open_s: float, phases: dict) -> list[t
             spans.append((t, width, label, colour))
             t += width
     return spans
+
+
+def _mentioned(run: PodRun, kind: str) -> bool:
+    return any(f"{kind} probe" in message for _, _, _, message in run.events)
 
 
 def timeline(run: PodRun, *, ax=None, title: str | None = None):
@@ -102,8 +107,9 @@ def timeline(run: PodRun, *, ax=None, title: str | None = None):
     if run.hang_s is not None:
         ax.axvline(run.hang_s, color=HANG, ls=":", lw=1.2)
         ax.annotate(" hang", (run.hang_s, ROWS["Liveness"] + 0.4), fontsize=8, color=HANG)
-    ax.set_yticks(list(ROWS.values()))
-    ax.set_yticklabels(["container", "startup fails", "liveness fails", "readiness fails"])
+    kinds = [k for k in ("Startup", "Liveness", "Readiness") if _mentioned(run, k)]
+    ax.set_yticks([ROWS["container"], *(ROWS[k] for k in kinds)])
+    ax.set_yticklabels(["container", *(f"{k.lower()} fails" for k in kinds)])
     ax.set_ylim(-0.6, 3.9)
     ax.set_xlim(0, end)
     ax.set_xlabel("real seconds since the pod was created")

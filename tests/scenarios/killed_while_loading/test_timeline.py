@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from labsupport.scenarios.killed_while_loading import timeline as startup_plots
 from labsupport.scenarios.killed_while_loading import pods as sr
+from labsupport.scenarios.killed_while_loading import timeline
 
 PHASES = {
     "generate_s": 0.4,
@@ -26,7 +26,7 @@ def _killed_loop() -> sr.PodRun:
         (5.4, "Normal", "Killing", "Container server failed liveness probe, will be restarted"),
         (5.8, "Warning", "BackOff", "Back-off restarting failed container"),
     ]
-    return sr.PodRun("llm", 0.1, 8.0, containers, events, None, None, 2, 35.0)
+    return sr.PodRun("llm", 0.1, 8.0, containers, events, None, None, 2)
 
 
 def _fixed() -> sr.PodRun:
@@ -36,25 +36,27 @@ def _fixed() -> sr.PodRun:
         (8.0, "Warning", "Unhealthy", "Liveness probe failed: context deadline exceeded"),
         (9.0, "Normal", "Killing", "Container server failed liveness probe, will be restarted"),
     ]
-    return sr.PodRun("llm", 0.1, 9.5, containers, events, 5.5, 0, 0, 90.0, "", 5.6, 9.0)
+    return sr.PodRun("llm", 0.1, 9.5, containers, events, 5.5, 0, 0, "", 5.6, 9.0)
 
 
 def test_phase_spans_put_the_untimed_start_first():
-    spans = startup_plots._phase_spans(0.0, 5.0, PHASES)
+    spans = timeline._phase_spans(0.0, 5.0, PHASES)
     assert spans[0][2].startswith("Python") and abs(spans[0][1] - 1.48) < 1e-9
     assert abs(sum(width for _, width, _, _ in spans) - 5.0) < 1e-9
 
 
 def test_timeline_draws_loads_kills_and_probe_failures():
-    fig = startup_plots.timeline(_killed_loop())
+    fig = timeline.timeline(_killed_loop())
     ax = fig.axes[0]
     labels = ax.get_legend_handles_labels()[1]
     assert "loading (port closed)" in labels and "killed (liveness probe)" in labels
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert rows == ["container", "liveness fails"], "only the probes the events mention"
     assert ax.get_xlim() == (0.0, 8.0)
 
 
 def test_comparison_has_both_pods_on_one_axis():
-    fig = startup_plots.comparison(sr.Comparison(_killed_loop(), _fixed()))
+    fig = timeline.comparison(sr.Comparison(_killed_loop(), _fixed()))
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert any("never ready" in t for t in titles)
     assert any("hang caught in 34 cluster s" in t for t in titles)
