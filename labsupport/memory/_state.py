@@ -48,6 +48,7 @@ class AllocatorState(ExpandableSegmentsMixin):
         self.expandable_segments: list[ExpandableSegment] = []
         self.expandable_created = 0
         self.total_allocated_memory = 0  # bytes backed by device memory (cudaMalloc + mapped)
+        self.other_processes: dict[int, int] = {}  # pid -> bytes other processes hold on the card
         self.allowed_memory_maximum = 0
         self.set_fraction = False
         self.stats = {name: {pool: Stat() for pool in _POOLS} for name in _STATS}
@@ -90,7 +91,8 @@ class AllocatorState(ExpandableSegmentsMixin):
             self.stats[name]["all"].add(total - self.stats[name]["all"].current)
 
     def device_free_bytes(self) -> int:
-        return self.total_bytes - self.context_bytes - self.total_allocated_memory
+        others = sum(self.other_processes.values())
+        return max(0, self.total_bytes - self.context_bytes - self.total_allocated_memory - others)
 
     # ---- freeing, merging, releasing ---------------------------------------------------------
     def free_block(self, block: Block) -> None:

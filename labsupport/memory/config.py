@@ -8,12 +8,16 @@
     '500.00 MiB'
 
 Rules mirrored from PyTorch (c10/core/AllocatorConfig.cpp, c10/cuda/CUDAAllocatorConfig.h):
-- `PYTORCH_ALLOC_CONF` is read first; `PYTORCH_CUDA_ALLOC_CONF` is the deprecated alias, read only
-  when the new name is unset, and torch warns "PYTORCH_CUDA_ALLOC_CONF is deprecated, use
-  PYTORCH_ALLOC_CONF instead".
+- `PYTORCH_ALLOC_CONF` is read first; `PYTORCH_CUDA_ALLOC_CONF` is its alias, read only when the
+  new name is unset. Torch 2.8 to 2.11 warned "PYTORCH_CUDA_ALLOC_CONF is deprecated, use
+  PYTORCH_ALLOC_CONF instead" (AllocatorConfig.cpp); torch 2.12 dropped the warning and keeps the
+  old name as an alias (no such text in torch 2.13's libc10.so), so the simulator, which models
+  torch 2.13 (MODELLED_TORCH), warns only when asked for one of those releases.
 - Syntax `key:value,key:value`; spaces ignored; `roundup_power2_divisions` also takes `[a:b,>:c]`.
 - `max_split_size_mb` must be >= 20 (kLargeBuffer / 1 MiB);
-  `garbage_collection_threshold` must lie in (0, 1).
+  `garbage_collection_threshold` must lie in (0, 1);
+  `per_process_memory_fraction` (torch 2.13) must lie in [0, 1]: the same cap as
+  torch.cuda.set_per_process_memory_fraction, set from the environment.
 - Unset `max_split_size` is SIZE_MAX, which the snapshot reports as -1 (an int64 cast).
 Used in: lab 276.
 """
@@ -31,6 +35,7 @@ kLargeBuffer = (
 )  # CUDACachingAllocator.cpp: "large" allocations may be packed in 20 MiB blocks
 ALLOC_ENV_NAMES = ("PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF")
 _DEPRECATED_WARNING = "PYTORCH_CUDA_ALLOC_CONF is deprecated, use PYTORCH_ALLOC_CONF instead"
+MODELLED_TORCH = "2.13"  # the release whose rules and messages the simulator follows
 _INTERVALS = 16  # roundup_power2_divisions buckets: 1 MiB .. 64 GiB, one per power of two
 _BOOL_KEYS = {
     "expandable_segments": "expandable_segments",
@@ -96,6 +101,7 @@ class AllocatorConfig:
     pinned_use_background_threads: bool = False
     pinned_num_register_threads: int = 1
     backend: str = "native"
+    per_process_memory_fraction: float | None = None  # None: not set from the environment
     raw: str = ""
     source: str = ""  # which variable the settings came from ("" = none set)
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -126,6 +132,11 @@ class AllocatorConfig:
                 if not 0.0 < threshold < 1.0:
                     raise ValueError("garbage_collect_threshold is invalid, set it in (0.0, 1.0)")
                 values["garbage_collection_threshold"] = threshold
+            elif key == "per_process_memory_fraction":
+                fraction = float(_value(tokens, i, key))
+                if not 0.0 <= fraction <= 1.0:
+                    raise ValueError("per_process_memory_fraction is invalid, set it in [0.0, 1.0]")
+                values["per_process_memory_fraction"] = fraction
             elif key == "roundup_power2_divisions":
                 i = _parse_divisions(tokens, i, divisions)
             elif key == "backend":
@@ -159,7 +170,9 @@ class AllocatorConfig:
         """Settings as a fresh torch process would read them from environment `env`.
 
         `torch_version="2.9.1"` reproduces pytorch#183387: that release ignored
-        `expandable_segments` given through the new name PYTORCH_ALLOC_CONF.
+        `expandable_segments` given through the new name PYTORCH_ALLOC_CONF (its reporter
+        verified 2.11.0 honours it: karpathy/autoresearch#588). `torch_version` of 2.8-2.11
+        adds the deprecation warning those releases printed for the old name.
         """
         if "PYTORCH_ALLOC_CONF" in env:
             cfg = cls.parse(env["PYTORCH_ALLOC_CONF"], source="PYTORCH_ALLOC_CONF")
@@ -168,7 +181,9 @@ class AllocatorConfig:
             return cfg
         if "PYTORCH_CUDA_ALLOC_CONF" in env:
             cfg = cls.parse(env["PYTORCH_CUDA_ALLOC_CONF"], source="PYTORCH_CUDA_ALLOC_CONF")
-            return cls(**{**cfg.__dict__, "warnings": (_DEPRECATED_WARNING,)})
+            if _warns_for_old_name(torch_version or MODELLED_TORCH):
+                cfg = cls(**{**cfg.__dict__, "warnings": (_DEPRECATED_WARNING,)})
+            return cfg
         return cls()
 
     def divisions_for(self, size_bytes: int) -> int:
@@ -193,6 +208,15 @@ class AllocatorConfig:
                 str(1 << k): v for k, v in enumerate(self.roundup_power2_divisions)
             },
         }
+
+
+def _warns_for_old_name(torch_version: str) -> bool:
+    """Torch 2.8 to 2.11 warned when PYTORCH_CUDA_ALLOC_CONF was used (2.12 dropped it)."""
+    try:
+        major, minor = (int(x) for x in torch_version.split("+")[0].split(".")[:2])
+    except ValueError:
+        return False
+    return (2, 8) <= (major, minor) < (2, 12)
 
 
 def _parse_divisions(tokens: list[str], i: int, divisions: list[int]) -> int:

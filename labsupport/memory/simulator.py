@@ -32,8 +32,15 @@ Every rule below is taken from c10/cuda/CUDACachingAllocator.cpp (pytorch/pytorc
   pages at its end (2 MiB pages in the small pool, 20 MiB in the large pool); under pressure the
   pages lying wholly inside free blocks are unmapped, then the segment grows again
   [find_expandable_block, map_block, unmap_block];
-- garbage_collection_threshold frees old whole free segments once reserved > threshold x cap.
-Not modelled: several streams, CUDA graphs / private pools, cross-stream events, IPC.
+- garbage_collection_threshold frees old whole free segments once reserved > threshold x cap;
+- other processes on the card (`other_processes`, pid -> bytes) take device memory: cudaMalloc
+  fails when the card has no room, whatever the cap;
+- the OutOfMemoryError text is torch 2.13's (the strings of its libc10_cuda.so; the same text
+  as c10/cuda/CUDACachingAllocator.cpp on main): the card's free memory, one line per process
+  on the card (reportProcessMemoryInfo), the cap, and the advice to set
+  PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True.
+Not modelled: several streams, CUDA graphs / private pools, cross-stream events, IPC,
+throw_on_cudamalloc_oom (pytorch#179473).
 Used in: lab 276.
 """
 
@@ -102,6 +109,7 @@ class CachingAllocatorSim(AllocatorState):
         context_bytes: int = 0,
         record_history: bool = False,
         device_name: str = "",
+        pid: int = 0,
     ):
         super().__init__(
             config or AllocatorConfig(),
@@ -110,6 +118,9 @@ class CachingAllocatorSim(AllocatorState):
             record_history=record_history,
         )
         self.device_name = device_name or "simulated caching allocator (no GPU)"
+        self.pid = pid  # this process, as the OOM message's process lines name it
+        if self.config.per_process_memory_fraction is not None:  # PYTORCH_ALLOC_CONF, torch 2.13
+            self.set_per_process_memory_fraction(self.config.per_process_memory_fraction)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **kwargs) -> CachingAllocatorSim:
@@ -128,6 +139,11 @@ class CachingAllocatorSim(AllocatorState):
         cfg = self.config
         if cfg.backend != "native":
             raise NotImplementedError("backend:cudaMallocAsync is not modelled by the simulator")
+        if orig_size > self.total_bytes * 1_000_000:  # torch: "more than 1EB"; keeps ints sane
+            raise OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate more than 1EB memory.",
+                requested_bytes=orig_size,
+            )
         size = round_size(orig_size, cfg)
         pool = self.small if size <= kSmallSize else self.large
         alloc_size = get_allocation_size(size)
@@ -313,16 +329,23 @@ class CachingAllocatorSim(AllocatorState):
         allowed = (
             f"{format_size(self.allowed_memory_maximum)} allowed; " if self.set_fraction else ""
         )
-        process = format_size(self.context_bytes + reserved)
+        processes = dict(self.other_processes)
+        processes[self.pid] = self.context_bytes + reserved
+        proc_info = "".join(
+            f"Including non-PyTorch memory, this process has {format_size(used)} memory in use. "
+            if pid == self.pid
+            else f"Process {pid} has {format_size(used)} memory in use. "
+            for pid, used in sorted(processes.items())
+        )
         raise OutOfMemoryError(
             f"CUDA out of memory. Tried to allocate {format_size(alloc_size)}. GPU 0 has a total "
             f"capacity of {format_size(self.total_bytes)} of which {format_size(device_free)} is "
-            f"free. Including non-PyTorch memory, this process has {process} memory in use. "
+            f"free. {proc_info}"
             f"{allowed}Of the allocated memory {format_size(allocated)} is allocated by PyTorch, "
             f"and {format_size(reserved - allocated)} is reserved by PyTorch but unallocated. "
             "If reserved but unallocated memory is large try setting "
-            "PYTORCH_ALLOC_CONF=expandable_segments:True to avoid fragmentation.  See "
-            "documentation for Memory Management  "
-            "(https://pytorch.org/docs/stable/notes/cuda.html#environment-variables)",
+            "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.  See "
+            "documentation for Memory Management  (https://docs.pytorch.org/docs/stable/notes/"
+            "cuda.html#optimizing-memory-usage-with-pytorch-cuda-alloc-conf)",
             requested_bytes=alloc_size,
         )

@@ -50,7 +50,7 @@ def test_bad_settings_are_rejected_with_torchs_wording(text, message):
         AllocatorConfig.parse(text)
 
 
-def test_new_name_wins_and_old_name_warns():
+def test_new_name_wins_and_the_old_name_is_an_alias():
     both = AllocatorConfig.from_env(
         {
             "PYTORCH_ALLOC_CONF": "expandable_segments:True",
@@ -60,8 +60,31 @@ def test_new_name_wins_and_old_name_warns():
     assert both.source == "PYTORCH_ALLOC_CONF" and both.expandable_segments
     assert both.max_split_size_bytes == SIZE_MAX and not both.warnings
     old = AllocatorConfig.from_env({"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"})
-    assert old.expandable_segments and "deprecated" in old.warnings[0]
+    assert old.expandable_segments and not old.warnings  # torch 2.12 dropped the warning
     assert AllocatorConfig.from_env({}) == AllocatorConfig()
+
+
+@pytest.mark.parametrize(
+    "version, warns",
+    [("2.7.1", False), ("2.8.0", True), ("2.11.0+cu128", True), ("2.12.0", False), ("", False)],
+)
+def test_the_old_name_warned_from_2_8_to_2_11(version, warns):
+    env = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
+    cfg = AllocatorConfig.from_env(env, torch_version=version)
+    assert bool(cfg.warnings) == warns
+    assert not warns or cfg.warnings[0].startswith("PYTORCH_CUDA_ALLOC_CONF is deprecated")
+
+
+def test_per_process_memory_fraction_from_the_environment():
+    """torch 2.13 takes the cap from PYTORCH_ALLOC_CONF too; the simulator applies it."""
+    from labsupport.memory.simulator import CachingAllocatorSim
+
+    cfg = AllocatorConfig.parse("per_process_memory_fraction:0.5")
+    assert cfg.per_process_memory_fraction == 0.5
+    sim = CachingAllocatorSim(cfg, total_bytes=1000 * MiB)
+    assert sim.set_fraction and sim.allowed_memory_maximum == 500 * MiB
+    with pytest.raises(ValueError, match=r"set it in \[0.0, 1.0\]"):
+        AllocatorConfig.parse("per_process_memory_fraction:1.5")
 
 
 def test_torch_2_9_1_ignored_the_new_name_for_expandable_segments():

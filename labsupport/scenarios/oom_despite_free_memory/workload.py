@@ -1,28 +1,31 @@
-"""The fragmentation workload of lab 276: a trace of allocations, run on the GPU or the simulator.
+"""Lab 276's workload: a trace of allocations on a shared card, on the GPU or the simulator.
 
-    >>> from labsupport.memory import workload
-    >>> trace = workload.fragmentation_trace()           # 1000 MiB, ten 100 MiB, 5 holes, ask 200
-    >>> r = workload.run_trace(trace, backend="simulator")
-    >>> r.outcome, r.failed_op_index, round(r.reserved_unallocated_bytes / 2**20)
-    ('oom', 17, 500)
-    >>> workload.run_trace(trace, alloc_env={"PYTORCH_ALLOC_CONF": "expandable_segments:True"},
-    ...                    backend="simulator").outcome
+    >>> from labsupport.scenarios.oom_despite_free_memory.workload import Op, run_trace, MiB
+    >>> trace = [Op("alloc", "a", 600 * MiB), Op("request", "b", 600 * MiB)]
+    >>> r = run_trace(trace, cap_bytes=1000 * MiB, backend="simulator")
+    >>> r.outcome, r.failed_op_index, r.reserved_bytes // MiB
+    ('oom', 1, 600)
+    >>> run_trace(trace, cap_bytes=1300 * MiB, backend="simulator").outcome
     'ok'
 
+A trace is a list of `Op`: alloc/request NAME SIZE, free NAME, empty_cache, and
+`external NAME SIZE` (another process on the same card holds SIZE bytes from then on).
 On a GPU, `run_trace` replays the trace in a fresh interpreter (labsupport.isolate): it caps the
 process with torch.cuda.set_per_process_memory_fraction(cap_bytes / total), allocates uint8
 tensors of exactly the traced sizes, catches torch.OutOfMemoryError, takes
-torch.cuda.memory._snapshot() at that point, reads memory_stats(), frees everything and exits.
-The child sees exactly `alloc_env` for PYTORCH_ALLOC_CONF / PYTORCH_CUDA_ALLOC_CONF (inherited
-values are removed), so the default arm really runs the default allocator.
-Without a GPU the same trace runs through labsupport.memory.simulator; the result type is the same.
-Measured on an H100 80GB HBM3 (torch 2.11): the headline trace OOMs by default with 500 MiB
-reserved but unallocated, and succeeds with expandable_segments:True.
-Used in: lab 276.
+torch.cuda.memory._snapshot() at that point, reads memory_stats(), mem_get_info() and the
+card's processes (NVML), frees everything and exits. An `external` op starts (once) a second
+process that takes card memory until the card has as much free as the simulated card would
+have (so a card larger than the simulated 80 GB H100 behaves like it). The child sees exactly
+`alloc_env` for PYTORCH_ALLOC_CONF / PYTORCH_CUDA_ALLOC_CONF (inherited values are removed),
+so the default arm really runs the default allocator.
+Without a GPU the same trace runs through labsupport.memory.simulator; the result is the same
+record. Used in: lab 276.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Mapping
@@ -30,16 +33,17 @@ from dataclasses import dataclass, field
 
 from labsupport.memory.config import ALLOC_ENV_NAMES, MiB
 from labsupport.memory.simulator import H100_TOTAL_BYTES, CachingAllocatorSim, OutOfMemoryError
-from labsupport.memory.snapshot import summarize
 
-HEADLINE_CAP_BYTES = 1100 * MiB
 PROBE_STEP_BYTES = 2 * MiB
-OP_KINDS = ("alloc", "free", "empty_cache", "request")
+OP_KINDS = ("alloc", "free", "empty_cache", "request", "external")
+WORKER_PID = 24117  # the simulated card's process ids, as nvidia-smi would list them
+_EXTERNAL_PIDS = (3310, 3472, 3655)
+CUDA_CONTEXT_BYTES = 512 * MiB  # what a CUDA context with torch takes on an H100 (CUDA 12)
 
 
 @dataclass(frozen=True)
 class Op:
-    """One step of a trace: alloc/request NAME SIZE, free NAME, or empty_cache."""
+    """One step of a trace: alloc/request NAME SIZE, free NAME, empty_cache, external NAME SIZE."""
 
     kind: str
     name: str = ""
@@ -52,10 +56,12 @@ class Op:
     def __str__(self) -> str:
         if self.kind in ("alloc", "request"):
             return f"{self.kind} {self.name} {self.size_bytes / MiB:g} MiB"
+        if self.kind == "external":
+            return f"{self.name} (another process) now holds {self.size_bytes / MiB:g} MiB"
         return f"free {self.name}" if self.kind == "free" else "empty_cache()"
 
 
-def fragmentation_trace(
+def carved_trace(
     *,
     big_mib: int = 1000,
     pieces: int = 10,
@@ -63,7 +69,7 @@ def fragmentation_trace(
     request_mib: int = 200,
     empty_cache_before_request: bool = False,
 ) -> list[Op]:
-    """Allocate and free one big tensor, carve `pieces` tensors from its cached segment, free
+    """Allocate and free one big tensor, carve `pieces` tensors out of its cached segment, free
     every other one (the even ones), optionally empty_cache(), then request `request_mib`
     (no request when it is 0)."""
     trace = [Op("alloc", "big", big_mib * MiB), Op("free", "big")]
@@ -122,8 +128,6 @@ class WorkloadResult:
     oom_message: str
     reserved_bytes: int
     allocated_bytes: int
-    largest_free_block_bytes: int
-    reserved_unallocated_bytes: int
     snapshot: dict = field(repr=False)
     memory_stats: dict = field(repr=False)
     allocator_settings: dict = field(repr=False)
@@ -134,6 +138,8 @@ class WorkloadResult:
     cap_bytes: int
     total_bytes: int
     allowed_bytes: int
+    card_free_bytes: int = 0  # mem_get_info()'s free memory at the end (at the OOM, if any)
+    processes: tuple = ()  # the card's processes then: {"pid", "name", "used_bytes"}
     warnings: tuple[str, ...] = ()
     duration_s: float = 0.0
     largest_request_bytes: int | None = None  # set when run with probe_largest_request
@@ -154,30 +160,31 @@ class WorkloadResult:
         first = f"OOM at op {self.failed_op_index}" if self.outcome == "oom" else "no OOM"
         return (
             f"{first} ({where}): reserved {self.reserved_bytes / MiB:.0f} MiB, allocated "
-            f"{self.allocated_bytes / MiB:.0f} MiB, reserved but unallocated "
-            f"{self.reserved_unallocated_bytes / MiB:.0f} MiB, largest free block "
-            f"{self.largest_free_block_bytes / MiB:.0f} MiB, cap {self.cap_bytes / MiB:.0f} "
-            f"MiB, expandable_segments={self.expandable_segments}"
+            f"{self.allocated_bytes / MiB:.0f} MiB, cap {self.cap_bytes / MiB:.0f} MiB, card "
+            f"free {self.card_free_bytes / MiB:.0f} MiB"
         )
 
 
 def run_trace(
     trace: list[Op],
     *,
-    cap_bytes: int = HEADLINE_CAP_BYTES,
+    cap_bytes: int,
     alloc_env: Mapping[str, str] | None = None,
     backend: str = "auto",
     fresh_process: bool | None = None,
     probe_largest_request: bool = False,
     timeout_s: float = 180,
     total_bytes: int = H100_TOTAL_BYTES,
+    context_bytes: int = 0,
 ) -> WorkloadResult:
     """Run `trace` under a `cap_bytes` memory cap with allocator settings `alloc_env`.
 
     backend: "cuda" (the real allocator, always in a fresh process), "simulator", or "auto"
     (cuda when a GPU is present). fresh_process=True also runs the simulator in a fresh
     interpreter. probe_largest_request: if the trace ran without OOM, bisect (2 MiB steps) for
-    the largest single allocation that still succeeds afterwards.
+    the largest single allocation that still succeeds afterwards. total_bytes and
+    context_bytes describe the simulated card and this process's CUDA context; on a GPU they
+    set how much an `external` op leaves free.
     """
     alloc_env = {k: v for k, v in (alloc_env or {}).items()}
     if backend == "auto":
@@ -186,19 +193,19 @@ def run_trace(
         backend = "cuda" if device.cuda_available() else "simulator"
     if backend not in ("cuda", "simulator"):
         raise ValueError(f"backend must be 'auto', 'cuda' or 'simulator', not {backend!r}")
-    args = (list(trace), cap_bytes, alloc_env, probe_largest_request)
+    args = (list(trace), cap_bytes, alloc_env, probe_largest_request, total_bytes, context_bytes)
     if backend == "simulator" and not fresh_process:
-        return _result(simulate_payload(*args, total_bytes))
-    from labsupport import isolate
+        return _result(simulate_payload(*args))
+    from labsupport import isolate, progress
 
     target = "replay_on_cuda" if backend == "cuda" else "simulate_payload"
-    args = args if backend == "cuda" else (*args, total_bytes)
-    res = isolate.run_function(
-        f"labsupport.memory.workload:{target}",
-        *args,
-        timeout_s=timeout_s,
-        extra_env={k: v for k, v in alloc_env.items() if k in ALLOC_ENV_NAMES},
-    )
+    with progress.timed(8.0 if backend == "cuda" else 1.5, f"replaying the trace ({backend})"):
+        res = isolate.run_function(
+            f"{__name__}:{target}",
+            *args,
+            timeout_s=timeout_s,
+            extra_env={k: v for k, v in alloc_env.items() if k in ALLOC_ENV_NAMES},
+        )
     if not res.ok:
         tail = (res.stderr or "")[-2000:]
         raise RuntimeError(f"the {backend} replay failed in its fresh process: {res.error}\n{tail}")
@@ -206,18 +213,18 @@ def run_trace(
 
 
 def _result(payload: dict) -> WorkloadResult:
-    summary = summarize(payload["snapshot"])
+    payload = dict(payload)
+    payload["processes"] = tuple(payload.get("processes", ()))
+    payload["warnings"] = tuple(payload.get("warnings", ()))
     return WorkloadResult(
         reserved_bytes=payload["memory_stats"].get("reserved_bytes.all.current", 0),
         allocated_bytes=payload["memory_stats"].get("allocated_bytes.all.current", 0),
-        largest_free_block_bytes=summary.largest_free_block_bytes,
-        reserved_unallocated_bytes=summary.reserved_unallocated_bytes,
         allocator_settings=dict(payload["snapshot"].get("allocator_settings", {})),
         **payload,
     )
 
 
-def _replay(trace, malloc, free, empty_cache, oom, probe: bool, cap_bytes: int) -> dict:
+def _replay(trace, malloc, free, empty_cache, external, oom, probe: bool, cap_bytes: int) -> dict:
     """Run the ops; stop at the first OOM. The same loop drives the GPU and the simulator."""
     live: dict = {}
     out = {
@@ -232,6 +239,8 @@ def _replay(trace, malloc, free, empty_cache, oom, probe: bool, cap_bytes: int) 
                 live[op.name] = malloc(op.size_bytes)
             elif op.kind == "free":
                 free(live.pop(op.name))
+            elif op.kind == "external":
+                external(op.name, op.size_bytes)
             else:
                 empty_cache()
         except oom as exc:
@@ -260,22 +269,44 @@ def simulate_payload(
     alloc_env: Mapping[str, str],
     probe_largest_request: bool = False,
     total_bytes: int = H100_TOTAL_BYTES,
+    context_bytes: int = 0,
 ) -> dict:
     """Replay `trace` through the simulator; returns the same payload as replay_on_cuda."""
     started = time.perf_counter()
     env = {k: v for k, v in alloc_env.items() if k in ALLOC_ENV_NAMES}
-    sim = CachingAllocatorSim.from_env(env, total_bytes=total_bytes)
+    sim = CachingAllocatorSim.from_env(
+        env, total_bytes=total_bytes, context_bytes=context_bytes, pid=WORKER_PID
+    )
     sim.set_per_process_memory_fraction(cap_bytes / total_bytes)
+    names: dict[str, int] = {}
+
+    def external(name: str, size_bytes: int) -> None:
+        pid = names.setdefault(name, _EXTERNAL_PIDS[len(names) % len(_EXTERNAL_PIDS)])
+        sim.other_processes[pid] = size_bytes
+
     out = _replay(
         trace,
         sim.malloc,
         sim.free,
         sim.empty_cache,
+        external,
         OutOfMemoryError,
         probe_largest_request,
         cap_bytes,
     )
     del out["live"]
+    by_pid = {pid: name for name, pid in names.items()}
+    processes = [
+        {"pid": pid, "name": by_pid[pid], "used_bytes": used}
+        for pid, used in sorted(sim.other_processes.items())
+    ]
+    processes.append(
+        {
+            "pid": WORKER_PID,
+            "name": "this process",
+            "used_bytes": context_bytes + sim.memory_reserved(),
+        }
+    )
     return {
         **out,
         "snapshot": sim.snapshot(),
@@ -287,9 +318,26 @@ def simulate_payload(
         "cap_bytes": cap_bytes,
         "total_bytes": total_bytes,
         "allowed_bytes": sim.allowed_memory_maximum,
+        "card_free_bytes": sim.device_free_bytes(),
+        "processes": processes,
         "warnings": sim.config.warnings,
         "duration_s": time.perf_counter() - started,
     }
+
+
+_HOLDER = """
+import sys, torch
+torch.cuda.init()
+held = []
+print("ready", flush=True)
+for line in sys.stdin:
+    keep_free = int(line)
+    free, _ = torch.cuda.mem_get_info(0)
+    take = free - keep_free
+    if take > 0:
+        held.append(torch.empty(take, dtype=torch.uint8, device="cuda:0"))
+    print("ok", torch.cuda.mem_get_info(0)[0], flush=True)
+"""
 
 
 def replay_on_cuda(
@@ -297,9 +345,12 @@ def replay_on_cuda(
     cap_bytes: int,
     alloc_env: Mapping[str, str],
     probe_largest_request: bool = False,
+    total_bytes: int = H100_TOTAL_BYTES,
+    context_bytes: int = 0,
 ) -> dict:
     """Runs in the fresh child process: the real caching allocator on cuda:0."""
-    import os
+    import subprocess
+    import sys
     import warnings
 
     started = time.perf_counter()
@@ -311,26 +362,61 @@ def replay_on_cuda(
     import torch
 
     oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    holders: dict[str, subprocess.Popen] = {}
 
     def malloc(size_bytes: int):
         return torch.empty(size_bytes, dtype=torch.uint8, device="cuda:0")
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        _, total = torch.cuda.mem_get_info(0)
-        torch.cuda.set_per_process_memory_fraction(cap_bytes / total, 0)
-        out = _replay(
-            trace,
-            malloc,
-            lambda tensor: None,
-            torch.cuda.empty_cache,
-            oom,
-            probe_largest_request,
-            cap_bytes,
-        )
-        torch.cuda.synchronize()
-        snapshot = torch.cuda.memory._snapshot()
-        stats = dict(torch.cuda.memory_stats(0))
+    def external(name: str, size_bytes: int) -> None:
+        # The other process leaves the card as much free memory as the simulated card would
+        # have: total - its bytes - this process's context and reserved memory.
+        keep_free = max(0, total_bytes - size_bytes - context_bytes - torch.cuda.memory_reserved(0))
+        proc = holders.get(name)
+        if proc is None:
+            env = {k: v for k, v in os.environ.items() if k not in ALLOC_ENV_NAMES}
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _HOLDER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            proc.stdout.readline()  # "ready": its own context exists now
+            holders[name] = proc
+        proc.stdin.write(f"{keep_free}\n")
+        proc.stdin.flush()
+        proc.stdout.readline()
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _, total = torch.cuda.mem_get_info(0)
+            torch.cuda.set_per_process_memory_fraction(cap_bytes / total, 0)
+            out = _replay(
+                trace,
+                malloc,
+                lambda tensor: None,
+                torch.cuda.empty_cache,
+                external,
+                oom,
+                probe_largest_request,
+                cap_bytes,
+            )
+            torch.cuda.synchronize()
+            snapshot = torch.cuda.memory._snapshot()
+            stats = dict(torch.cuda.memory_stats(0))
+            card_free, _ = torch.cuda.mem_get_info(0)
+            processes = _card_processes(
+                {os.getpid(): "this process"} | {p.pid: name for name, p in holders.items()}
+            )
+    finally:
+        for proc in holders.values():
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     out.pop("live").clear()
     torch.cuda.empty_cache()  # leave nothing behind, even though the process exits next
     return {
@@ -344,14 +430,31 @@ def replay_on_cuda(
         "cap_bytes": cap_bytes,
         "total_bytes": total,
         "allowed_bytes": int(cap_bytes / total * float(total)),
+        "card_free_bytes": int(card_free),
+        "processes": processes,
         "warnings": tuple(str(w.message) for w in caught if "ALLOC_CONF" in str(w.message)),
         "duration_s": time.perf_counter() - started,
     }
 
 
-def compare_arms(
-    arms: Mapping[str, Mapping[str, str]], trace: list[Op] | None = None, **kwargs
-) -> dict[str, WorkloadResult]:
-    """Run the same trace once per arm ({label: alloc_env}), each in its own process on a GPU."""
-    trace = trace if trace is not None else fragmentation_trace()
-    return {label: run_trace(trace, alloc_env=env, **kwargs) for label, env in arms.items()}
+def _card_processes(names: dict[int, str]) -> list[dict]:
+    """The card's compute processes as NVML lists them (nvidia-smi --query-compute-apps)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+            procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no NVML (a container without it): the list stays empty
+        return []
+    return [
+        {
+            "pid": int(p.pid),
+            "name": names.get(int(p.pid), "another process"),
+            "used_bytes": int(p.usedGpuMemory or 0),
+        }
+        for p in sorted(procs, key=lambda p: p.pid)
+    ]
