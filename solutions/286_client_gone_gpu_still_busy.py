@@ -14,18 +14,24 @@
 # # Lab 286 - Clients leave, the GPU keeps generating
 #
 # Users close the tab or press "Stop" after a few words, and the GPU stays as busy as at peak.
-# You will reproduce it against a real streaming server with clients that really hang up, find
-# the work done for nobody in `/metrics`, write the cancellation path the server is missing,
-# and prove the fix - then see how a proxy in front can undo it. About 20 minutes; the
-# workloads take a few seconds each, each `check()` about 15 s.
+# You will reproduce it with real clients that really hang up, going through a real gateway to
+# a real streaming server, find out from the gateway's log and the server's `/metrics` which
+# layer lets the engine work for nobody and what it costs, fix the server's streaming code, and
+# prove the fix. About 30 minutes; each workload takes a few seconds, each `check()` under a
+# minute.
 
 # %%
-from labsupport import device
+from labsupport import device, session
+from labsupport.scenarios import client_gone_gpu_still_busy as scenario
 
+SEED = 0  # which variant of the incident: `srelab start/interview --seed S` sets it
+session.begin("286", seed=SEED)
+variant = scenario.variant(SEED)
+SCALE = session.scale()  # "full"; the test suite runs a shorter "suite" scale
 _ = device.banner(
     gpu="optional",
     stand_in="the tiny model decodes on the CPU (each engine step paced to at least 5 ms, like "
-    "a GPU step); the HTTP server, the TCP hang-ups and the cancellation path are the same",
+    "a GPU step); the gateway, the HTTP server and the clients' TCP hang-ups are the same",
 )
 
 # %% [markdown]
@@ -36,145 +42,216 @@ _ = device.banner(
 # > | panel | value |
 # > |---|---|
 # > | `vllm:num_requests_running` | 180, flat |
-# > | gateway: open streams to chat-backend | 40 |
+# > | gateway: client connections to chat-backend | 40 |
 # > | `vllm:kv_cache_usage_perc` | 0.93 |
 # > | `vllm:num_requests_waiting` | 25 |
 # > | gateway: status 499 (client closed request) | 62 % of chat completions |
 # > | `rate(vllm:generation_tokens_total[5m])` | 41k tokens/s, as at the day's peak |
 # > | GPU utilisation (DCGM) | 98 % |
 # >
-# > What changed: the web app got a "Stop generating" button and a 10 s client-side timeout;
-# > last week's chat-backend release streams tokens through its own async generator instead of
-# > the engine's; the default `max_tokens` went from 512 to 2048.
+# > What changed this week: the web app got a "Stop generating" button and a 10 s client-side
+# > timeout; the chat-backend shipped a release that reworked how it streams tokens; the
+# > platform team moved the gateway to a new configuration; the default `max_tokens` went
+# > from 512 to 2048.
 #
 # The GPU works as hard as at peak and the queue grows, yet users receive a fraction of the
-# tokens. Who is the engine generating for?
+# tokens. Who is the engine generating for, and which change let it?
 
 # %% [markdown]
 # ## 2. Reproduce
 #
-# `srelab serve` runs a real engine (a tiny transformer, paged KV cache, continuous batching)
-# behind an OpenAI-compatible API, in a subprocess. Like the chat-backend, it streams each
-# response through a *stream handler*: an async generator that receives the request's
-# `handle` and yields the engine's outputs; the HTTP layer turns each into a server-sent event.
-# This is the incident's handler:
+# The stack, for real, on this machine: clients -> **gateway** (a proxy with an access log,
+# like nginx or an AI gateway) -> **chat-backend** (`srelab serve`: a tiny transformer with a
+# paged KV cache and continuous batching behind vLLM's OpenAI API, in a subprocess, running
+# the chat-backend's release) -> **engine**. This incident's clients:
 
 # %%
-import inspect
+import dataclasses
 
-from labsupport.serving import disconnect_plots, disconnects
-
-print(inspect.getsource(disconnects.naive_stream_outputs))
-
-# %% [markdown]
-# The workload (`disconnects.Workload`): 8 clients ask for 256 tokens, read 4 and hang up (the
-# Stop button: the TCP connection is closed mid-stream), while 4 clients ask for 32 tokens and
-# read them all. `run_workload` scrapes `/metrics` before the round, right after the last client
-# is done, and once the engine has nothing left to run; it samples the engine's heartbeat
-# throughout.
-
-# %%
 from labsupport import plots
+from labsupport.scenarios.client_gone_gpu_still_busy import plots as timeline
+from labsupport.scenarios.client_gone_gpu_still_busy import rounds
 
-workload = disconnects.Workload()
-before = disconnects.run_workload(disconnects.naive_stream_outputs, workload, label="no cancel")
+workload = variant.workload
+if SCALE == "suite":  # the test suite's shorter run: shorter answers for the clients that leave
+    workload = dataclasses.replace(workload, leaving_max_tokens=96)
+print(workload.describe())
+before = rounds.run_stack(rounds.RELEASE, workload, gateway=variant.gateway, label="incident")
 print(before.describe())
-_ = plots.show(disconnect_plots.timeline({"no cancel": before}))
+_ = plots.show(timeline.timeline({"incident": before}))
 
 # %% [markdown]
-# The staying clients were done after about 0.3 s. The 8 clients that left stopped reading
-# after 4 tokens, yet the engine kept 8 requests running, their KV blocks growing, until each
-# reached its 256 tokens: more than a second of decode steps, and the KV cache, spent on
+# The clients that left stopped reading after a few tokens and closed their connections; the
+# ones that stayed were done soon after. The engine, though, kept as many requests running,
+# their KV blocks growing, for another second or more: decode steps and KV cache spent on
 # nobody. With `max_tokens=2048` and hundreds of users pressing Stop, that is the page.
 
 # %% [markdown]
 # ## 3. Diagnose
 #
-# Nothing failed: no error, no log line. The evidence is in `/metrics`, if you compare what
-# the engine runs with what the HTTP side serves. Here are the three scrapes of that round:
+# Nothing failed: no error, no log line at the server. Each layer saw part of it. The round
+# scraped the server's `/metrics` three times, and the gateway kept its access log:
 
 # %%
 from labsupport.serving.metrics import metric_value
 
 NAMES = [
-    "vllm:num_requests_running",
-    "srelab:http_requests_in_flight",
-    "srelab:kv_cache_blocks_used",
-    "vllm:generation_tokens_total",
-    "srelab:client_disconnects_total",
-    "srelab:wasted_decode_steps_total",
+    ("vllm:num_requests_running", {}),
+    ("srelab:http_requests_in_flight", {}),
+    ("srelab:kv_cache_blocks_used", {}),
+    ("vllm:generation_tokens_total", {}),
+    ("vllm:request_success_total", {"finished_reason": "length"}),
+    ("srelab:client_disconnects_total", {}),
+    ("srelab:wasted_decode_steps_total", {}),
 ]
 scrapes = {
     "before": before.metrics_before,
     "last client done": before.metrics_clients_left,
     "engine idle": before.metrics_idle,
 }
-print(f"{'':34s}" + "".join(f"{k:>18s}" for k in scrapes))
-for name in NAMES:
-    print(f"{name:34s}" + "".join(f"{metric_value(t, name):18.0f}" for t in scrapes.values()))
+print(f"{'/metrics':52s}" + "".join(f"{k:>18s}" for k in scrapes))
+for name, labels in NAMES:
+    shown = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+    values = [metric_value(t, name, **labels) or 0.0 for t in scrapes.values()]
+    print(f"{shown:52s}" + "".join(f"{v:18.0f}" for v in values))
+
+print(f"\ngateway access log ({len(before.gateway_log)} responses)")
+print(f"{'request':24s} {'status':>6s} {'tokens from server':>19s} {'tokens to client':>17s}")
+for e in before.gateway_log:
+    print(
+        f"{e['request']:24s} {e['status']:6d} {e['tokens_from_upstream']:19d} "
+        f"{e['tokens_to_client']:17d}"
+    )
 
 # %% [markdown]
-# Read it like on-call would:
+# Read it like on-call would. Counters (`_total`) are cumulative since the server started:
+# only their increase between two scrapes says anything about a window (`increase()` in
+# PromQL). `srelab:client_disconnects_total` counts streams whose client went away before
+# the response ended, *as the server saw it*; `srelab:wasted_decode_steps_total` counts tokens
+# the engine computed for a request after the server had noted its client gone. The gateway's
+# 499 means its client closed the connection before the response was complete; it logs the
+# completion tokens it read from the server and those it wrote to the client. vLLM has no
+# wasted-steps counter; there the signal is `vllm:num_requests_running` against the open
+# streams your gateway reports, and generated against delivered tokens.
 #
-# - right after the last client was done, the engine still **ran 8 requests** while the server
-#   **served 0 streams**: 8 orphans, holding KV blocks;
-# - `srelab:client_disconnects_total` counts clients that went away before their response
-#   ended (the gateway's 499s), and `srelab:wasted_decode_steps_total` counts tokens the engine
-#   computed for a request *after* its client had gone. Both are **counters**: cumulative since
-#   the server started, so only their increase between two scrapes says anything about a
-#   window (`increase()` in PromQL);
-# - `vllm:generation_tokens_total` grew by far more than the clients received.
-#
-# vLLM has no wasted-steps counter; there the signal is the same comparison:
-# `vllm:num_requests_running` against the open streams your gateway reports, and the rate of
-# generated tokens against the tokens the gateway delivered.
-#
-# **Exercise 1 (graded).** From two scrapes, compute how many decode steps each departed
-# client cost after it left. The check compares your answer with scrapes of a real server made
-# during the check, on rounds of different shapes.
+# **Exercise 1 (graded).** From two scrapes of the server and the gateway's log of the same
+# window, say which layer lets the engine go on working for clients that left, how many
+# clients left and how many tokens the engine generated for nobody. The check runs your
+# function on written evidence and on real rounds of different shapes, at each layer.
+# `hint("286", 1, "diagnose")` (up to 3) gives a hint and notes it in your transcript.
 
 # %% tags=["exercise"]
 from labsupport.serving.metrics import metric_value
 
 
-def wasted_steps_per_disconnect(metrics_before: str, metrics_after: str) -> float:
-    """Decode steps computed for clients that had already left, per client that left, between
-    two scrapes of the server's /metrics (Prometheus text format).
+def diagnose(metrics_before: str, metrics_after: str, gateway_log: list[dict]) -> dict:
+    """What happened between two scrapes of the server's /metrics (Prometheus text), given
+    the gateway's access log of that window (one dict per response: request, status,
+    upstream_status, tokens_from_upstream, tokens_to_client, request_time_s).
 
-    Use the counters srelab:client_disconnects_total and srelab:wasted_decode_steps_total;
-    `metric_value(text, name)` reads a sample's value (None when absent). Counters are
-    cumulative. Return 0.0 when no client left between the two scrapes.
+    Return {"lost_at": ..., "clients_left": ..., "tokens_for_nobody": ...}:
+    - clients_left: clients that closed their connection before their answer was complete;
+    - tokens_for_nobody: tokens the engine generated in the window that no client received;
+    - lost_at: the first layer that lets the engine go on working for a client that left,
+      "gateway" or "server"; "nowhere" if none does (no client left, or each of their
+      requests ended within a step or two of their leaving).
+    `metric_value(text, name, **labels)` reads a sample (None when absent).
     """
+
     # BEGIN SOLUTION
-    names = ("srelab:client_disconnects_total", "srelab:wasted_decode_steps_total")
-    left, wasted = (
-        (metric_value(metrics_after, n) or 0.0) - (metric_value(metrics_before, n) or 0.0)
-        for n in names
-    )
-    return wasted / left if left else 0.0
+    def gained(name, **labels):
+        after = metric_value(metrics_after, name, **labels) or 0.0
+        return after - (metric_value(metrics_before, name, **labels) or 0.0)
+
+    completions = [e for e in gateway_log if e["request"].startswith("POST")]
+    left = sum(e["status"] == 499 for e in completions)
+    stayed = len(completions) - left
+    received = sum(e["tokens_to_client"] for e in gateway_log)
+    for_nobody = round(gained("vllm:generation_tokens_total") - received)
+    ran_to_the_end = gained("vllm:request_success_total", finished_reason="length")
+    if not left:
+        lost_at = "nowhere"
+    elif gained("srelab:client_disconnects_total") < left:
+        lost_at = "gateway"  # the server never saw them go, it streamed to the gateway
+    elif ran_to_the_end > stayed:
+        lost_at = "server"  # it saw them go, and the engine still ran them to max_tokens
+    else:
+        lost_at = "nowhere"
+    return {"lost_at": lost_at, "clients_left": left, "tokens_for_nobody": for_nobody}
     # END SOLUTION
 
 
 # %%
-per_client = wasted_steps_per_disconnect(before.metrics_before, before.metrics_idle)
-print(f"each client that left cost {per_client:.0f} decode steps after it was gone")
-print(f"it asked for {workload.leaving_max_tokens} tokens and read {workload.leave_after_tokens}")
+found = diagnose(before.metrics_before, before.metrics_idle, before.gateway_log)
+print(found)
+print(f"per client that left: {found['tokens_for_nobody'] / max(1, found['clients_left']):.0f} "
+      f"tokens, of the {workload.leaving_max_tokens} each asked for")  # fmt: skip
 
 # %% [markdown]
-# Every abandoned request ran to `max_tokens`: the server saw each client go (it counted the
-# disconnects) and nobody told the engine. Grade the diagnosis (the fix checks fail until you
-# write `stream_outputs` in section 4):
+# Grade the diagnosis (the fix checks fail until you write `stream_outputs` in section 4):
 
 # %%
 from labsupport import check
 
 check("286")
 
+# %% [markdown] tags=["reveal"]
+# **What happened.** Every abandoned request ran to `max_tokens`: the engine generated for
+# each client that left about `max_tokens - leave_after` tokens nobody received, and held its
+# KV blocks all that time. Nothing in the stack told the engine the client was gone, and which
+# layer dropped the news shows in the numbers of this run:
+
+# %% tags=["reveal"]
+gone = [e for e in before.gateway_log if e["status"] == 499]
+seen = before.delta("srelab:client_disconnects_total")
+print(
+    f"gateway: {len(gone)} clients closed early; for them it read "
+    f"{sum(e['tokens_from_upstream'] for e in gone)} tokens from the server and wrote "
+    f"{sum(e['tokens_to_client'] for e in gone)}"
+)
+print(
+    f"server: counted {seen:.0f} clients leaving; right after the last one it still served "
+    f"{before.server_streams_after_clients_left} streams"
+)
+print(
+    f"engine: {before.running_after_clients_left} requests still running then; "
+    f"{before.delta('vllm:request_success_total', finished_reason='abort'):.0f} ended as "
+    "aborted"
+)
+
+# %% [markdown] tags=["reveal"]
+# - **The server let it go on** (the server's disconnect counter rose with the 499s, its open
+#   streams fell to zero, yet the engine ran the requests to the end and none ended as
+#   aborted): the chat-backend saw its clients leave and never told the engine. Its new stream
+#   handler iterates the engine's outputs and nothing else; in vLLM, `AsyncLLM.generate()`
+#   aborts the request when it is cancelled or closed, and the release's own generator lost
+#   that. `srelab:wasted_decode_steps_total` agrees here.
+# - **The gateway let it go on** (the server counted no disconnect and kept serving every
+#   stream, while the gateway read whole answers from it after their clients had left): the
+#   gateway's new configuration keeps reading the upstream response when its client aborts
+#   (nginx `proxy_ignore_client_abort on`, or a gateway that buffers whole responses). The
+#   server cannot abort what it does not know about, and its wasted-steps counter stays at
+#   zero - the server's view alone would call this healthy.
+#
+# In both cases the fix has to reach the server: once the gateway passes the hang-up on, the
+# server must act on it. That is section 4.
+
 # %% [markdown]
 # ## 4. Fix
 #
-# How does a disconnect reach the handler? The server (Starlette's `StreamingResponse` under
-# uvicorn) iterates the generator in a task and, beside it, listens for the ASGI
+# This is the chat-backend's stream handler as released: the server iterates it for every
+# streamed response and turns each output into a server-sent event.
+
+# %%
+import inspect
+
+from labsupport.scenarios.client_gone_gpu_still_busy import release
+
+print(inspect.getsource(release.stream_outputs))
+
+# %% [markdown] tags=["reveal"]
+# How does a client's hang-up reach the handler? The server (Starlette's `StreamingResponse`
+# under uvicorn) iterates the generator in a task and, beside it, listens for the ASGI
 # `http.disconnect` message. When the client goes away:
 #
 # - the task is **cancelled**: `asyncio.CancelledError` is raised inside the generator at the
@@ -184,17 +261,19 @@ check("286")
 #   write fails), the generator is **closed**: `GeneratorExit` is raised at the `yield`
 #   (Python does the same when an unfinished async generator is garbage-collected).
 #
-# The naive handler lets both exceptions pass, and the engine never hears of it. vLLM's
+# The release's handler lets both exceptions pass, and the engine never hears of it. vLLM's
 # `AsyncLLM.generate()` (`vllm/v1/engine/async_llm.py`) is the reference: its loop over the
 # request's output queue sits in `try: ... except (asyncio.CancelledError, GeneratorExit):
 # await self.abort(request_id, internal=True); raise`. The abort reaches the engine core,
 # whose scheduler drops the request and frees its KV blocks at the next step.
-#
-# Here the handle gives you the same tools: `handle.stream()` (the outputs, ending after the
-# one with `finished=True`), `handle.abort()` (the engine drops the request and frees its
-# blocks at its next step; a no-op for a finished request), `handle.finished`.
+
+# %% [markdown]
+# The handle gives you: `handle.stream()` (the engine's outputs, ending after the one with
+# `finished=True`), `handle.abort()` (the engine drops the request and frees its KV blocks at
+# its next step; a no-op for a finished request), `handle.finished`.
 #
 # **Exercise 2 (graded).** Write the stream handler the server should have had.
+# `hint("286", 1, "stream_outputs")` if you want one.
 
 # %% tags=["exercise"]
 import asyncio
@@ -203,11 +282,11 @@ import asyncio
 async def stream_outputs(handle):
     """Yield the engine's outputs for one request, as the server streams them to its client.
 
-    When the client goes away the server stops reading: either its task is cancelled while
-    this generator waits for the next output (asyncio.CancelledError at the `await`), or this
-    generator is closed between two outputs (GeneratorExit at the `yield`). On both paths,
-    abort the engine request (`handle.abort()`), then let the exception continue.
-    A client that stays must get every output, the final one included.
+    When the client goes away the server stops reading this generator: it cancels the task
+    that iterates it while it waits for the next output, or it closes it between two outputs.
+    On both paths the engine must stop working for this request at once (`handle.abort()`),
+    and the server's exception must go on. A client that stays, however slowly it reads,
+    must get every output, the final one included.
     """
     # BEGIN SOLUTION
     try:
@@ -220,21 +299,20 @@ async def stream_outputs(handle):
 
 
 # %% [markdown]
-# Try it before the grader does: `cancel_probe` drives a handler against a real engine in this
-# kernel, stopping the way a server stops (`cancel`, `close`) or reading to the end
-# (`complete`), then watches the engine for half a second.
+# Try it before the grader does: `stream_probe` drives a handler against a real engine in this
+# kernel, stopping the way a server stops (`cancel`, `close`) or reading to the end slowly
+# (`complete`), and watches the engine for half a second after the consumer left.
 
 # %%
-from labsupport.serving import cancel_probe
+from labsupport.scenarios.client_gone_gpu_still_busy import stream_probe
 
-print(f"{'mode':9s} {'handler':21s} tokens engine ended after left blocks")
-for mode in cancel_probe.MODES:
-    for handler in (disconnects.naive_stream_outputs, stream_outputs):
-        p = cancel_probe.probe(handler, mode)
+print(f"{'mode':9s} {'handler':8s} tokens engine ended tokens after left  KV blocks held")
+for name, handler in (("release", release.stream_outputs), ("yours", stream_outputs)):
+    for mode, p in stream_probe.probe_all(handler).items():
         ended = p.engine_reason or "running"
         print(
-            f"{mode:9s} {handler.__name__:21s} {p.tokens:6d} {ended:>12s} "
-            f"{p.steps_after_left:10d} {p.kv_blocks_used:6d}"
+            f"{mode:9s} {name:8s} {p.tokens:6d} {ended:>12s} {p.tokens_after_left:17d} "
+            f"{p.kv_blocks_used:15d}"
         )
 
 # %%
@@ -243,43 +321,49 @@ check("286")
 # %% [markdown]
 # ## 5. Verify
 #
-# The same workload against two fresh servers, one after the other: the incident's handler,
-# then yours, both running inside the real server process.
+# The same clients against a fresh server running your handler, through the gateway as it
+# should be configured (it closes its connection to the server when its client closes, which
+# is nginx's default), next to the incident measured in section 2.
 
 # %%
-runs = disconnects.compare(stream_outputs, workload)
-for run in runs.values():
-    print(run.describe())
-_ = plots.show(disconnect_plots.timeline(runs))
+after = rounds.run_stack(stream_outputs, workload, gateway="close", label="your fix")
+print(before.describe())
+print(after.describe())
+_ = plots.show(timeline.timeline({"incident": before, "your fix": after}))
 
 # %% [markdown]
 # The headline is what the engine spends per token a client actually receives: 1.0 would be
-# no waste at all. (Wasted steps alone would go to zero, and a ratio to zero says nothing.)
+# no waste at all. (Tokens for nobody alone would go to zero, and a ratio to zero says
+# nothing.)
 
 # %%
 from labsupport import headline
 
-naive, fixed = runs["no cancel"], runs["cancel on disconnect"]
+runs = {"incident": before, "your fix": after}
 _ = plots.show(
     plots.before_after(
         {label: run.generated_per_delivered for label, run in runs.items()},
         unit="tokens",
-        title=f"tokens generated per token a client received ({fixed.device})",
+        title=f"tokens generated per token a client received ({after.device})",
     )
 )
 _ = headline.record(
     "286",
     metric="tokens generated per token delivered",
-    before=naive.generated_per_delivered,
-    after=fixed.generated_per_delivered,
+    before=before.generated_per_delivered,
+    after=after.generated_per_delivered,
     unit="tokens",
-    device=fixed.device,
-    wasted_steps_before=naive.wasted_steps,
-    wasted_steps_after=fixed.wasted_steps,
-    busy_after_clients_left_s_before=round(naive.busy_after_clients_left_s, 3),
-    busy_after_clients_left_s_after=round(fixed.busy_after_clients_left_s, 3),
-    kv_blocks_after_clients_left_before=naive.kv_blocks_after_clients_left,
-    kv_blocks_after_clients_left_after=fixed.kv_blocks_after_clients_left,
+    seed=SEED,
+    device=after.device,
+    workload=workload.describe(),
+    generated_before=before.generated_tokens,
+    generated_after=after.generated_tokens,
+    delivered_before=before.delivered_tokens,
+    delivered_after=after.delivered_tokens,
+    busy_after_clients_left_s_before=before.busy_after_clients_left_s,
+    busy_after_clients_left_s_after=after.busy_after_clients_left_s,
+    kv_blocks_after_clients_left_before=before.kv_blocks_after_clients_left,
+    kv_blocks_after_clients_left_after=after.kv_blocks_after_clients_left,
 )
 
 # %% [markdown]
@@ -293,14 +377,15 @@ _ = headline.record(
 # about HTTP: it decodes each request until `max_tokens` or a stop token unless someone aborts
 # it, and an abandoned request keeps its batch slot and its KV blocks all that time - with long
 # `max_tokens`, a Stop button and impatient users, that is a large share of the GPU (here
-# 13x more tokens generated than delivered). In a Python server the disconnect arrives as
-# `asyncio.CancelledError` in the task that streams the response, or as `GeneratorExit` when
-# the streaming generator is closed; the code that owns the engine request must catch both,
-# abort the request (vLLM V1: `AsyncLLM.abort()`, which `AsyncLLM.generate()` calls itself)
-# and re-raise. Non-streaming requests need the handler raced against a disconnect listener
-# (vLLM's `@with_cancellation`). Then verify end to end: `vllm:num_requests_running` must
-# follow the gateway's open streams, KV usage must drop when clients leave, and every proxy on
-# the path must close its upstream connection when its client goes.
+# several times more tokens generated than delivered). In a Python server the disconnect
+# arrives as `asyncio.CancelledError` in the task that streams the response, or as
+# `GeneratorExit` when the streaming generator is closed; the code that owns the engine request
+# must catch both, abort the request (vLLM V1: `AsyncLLM.abort()`, which `AsyncLLM.generate()`
+# calls itself) and re-raise. Non-streaming requests need the handler raced against a
+# disconnect listener (vLLM's `@with_cancellation`). Every proxy on the path must close its
+# upstream connection when its client goes, or the server never learns. Then verify end to
+# end: `vllm:num_requests_running` must follow the gateway's open client connections, KV
+# usage must drop when clients leave, generated tokens must track delivered ones.
 #
 # **Where the classic answer is outdated or incomplete.**
 # - *"Call `engine.abort_request(request_id)`"* - that is the synchronous `LLMEngine` method,
@@ -312,12 +397,13 @@ _ = headline.record(
 #   docstring says it "does not work with middleware"; it also notices only at the next token.
 #   Listen for `http.disconnect` instead, as Starlette's `StreamingResponse` does.
 # - *"Catch `asyncio.CancelledError`"* - half of it: the `GeneratorExit` path exists too, and
-#   `except Exception` catches neither (both are `BaseException`s).
+#   `except Exception` catches neither (both are `BaseException`s since Python 3.8).
 # - **A proxy can hide the disconnect entirely.** nginx with `proxy_ignore_client_abort on`
 #   (the default is off), or a gateway that keeps reading or buffering the upstream response,
-#   never closes its connection to the server: your fix never runs. The cell below puts such a
-#   proxy in front of your fixed server. (Apache APISIX's ai-proxy only started aborting the
-#   upstream read on a client disconnect in April 2026, PR #13254.)
+#   never closes its connection to the server: the server's fix never runs, and the server's
+#   own metrics look healthy. Only the gateway's log (499s, bytes or tokens read from upstream
+#   against bytes sent) shows it. (Apache APISIX's ai-proxy only started aborting the upstream
+#   read on a client disconnect in April 2026, PR #13254.)
 # - **Aborting is not freeing.** The abort must release the request's KV blocks; an engine or
 #   wrapper that drops the request but keeps its blocks leaks a little on every Stop press -
 #   lab 279's "slower every day".
@@ -325,8 +411,9 @@ _ = headline.record(
 # **Follow-ups an interviewer asks.**
 # 1. The client disconnects during a long prefill. When does the abort take effect? (At the
 #    next step boundary: the current forward pass finishes.)
-# 2. How do you alert on this? (Engine running requests minus connected streams; generated vs
-#    delivered token rates; 499 ratio at the gateway.)
+# 2. How do you alert on this? (Engine running requests minus the gateway's open client
+#    connections; generated vs delivered token rates; 499 ratio at the gateway; a gateway
+#    reading far more from upstream than it sends to 499 clients.)
 # 3. What about retries? A client that times out at 10 s and retries doubles the load unless
 #    the first request is aborted - and idempotency keys let you reattach instead.
 # 4. With `n > 1` or beam search, what must an abort cover? (Every child request: vLLM's
@@ -339,18 +426,26 @@ _ = headline.record(
 # `with_cancellation` / `listen_for_disconnect`:
 # https://github.com/vllm-project/vllm/blob/main/vllm/entrypoints/utils.py ·
 # Starlette `StreamingResponse`: https://www.starlette.io/responses/#streamingresponse ·
+# Python: `asyncio.CancelledError` is a `BaseException` subclass since 3.8
+# (https://docs.python.org/3/library/asyncio-exceptions.html), `aclose()` raises
+# `GeneratorExit` at the paused `yield`
+# (https://docs.python.org/3/reference/expressions.html#agen.aclose) ·
 # nginx `proxy_ignore_client_abort`:
 # https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_ignore_client_abort ·
 # APISIX ai-proxy, abort upstream read on client disconnect:
 # https://github.com/apache/apisix/pull/13254
 
-# %%
-proxied = disconnects.run_workload(
-    stream_outputs, workload, label="your fix, behind a proxy that ignores client aborts",
-    behind_proxy=True,
-)  # fmt: skip
-print(proxied.describe())
-print(
-    f"the server counted {proxied.disconnects} disconnects: to it, the proxy is a client that "
-    "reads every token"
-)
+# %% [markdown] tags=["reveal"]
+# Your fix behind a gateway that reads every answer to its end (`proxy_ignore_client_abort
+# on`): the server sees readers to the end, and your handler never runs its abort.
+
+# %% tags=["reveal"]
+if SCALE == "full":
+    hidden = rounds.run_stack(
+        stream_outputs, workload, gateway="read", label="fix, gateway reads on"
+    )
+    print(hidden.describe())
+    print(
+        f"the server counted {hidden.delta('srelab:client_disconnects_total'):.0f} clients "
+        "leaving: to it, the gateway is a client that reads every token"
+    )

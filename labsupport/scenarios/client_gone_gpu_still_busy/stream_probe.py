@@ -1,23 +1,25 @@
-"""Drive a stream handler against a real engine in this process: does it cancel? (lab 286)
+"""Drive a stream handler against a real engine, the ways a server stops reading it (lab 286).
 
-    >>> from labsupport.serving import cancel_probe, disconnects
-    >>> p = cancel_probe.probe(disconnects.naive_stream_outputs, "cancel")
-    >>> p.tokens, p.engine_reason, p.steps_after_left > 20
+    >>> from labsupport.scenarios.client_gone_gpu_still_busy import release, stream_probe
+    >>> p = stream_probe.probe(release.stream_outputs, "cancel")
+    >>> p.tokens, p.engine_reason, p.tokens_after_left > 20
     (3, None, True)
 
-`probe(fn, mode)` builds a small engine on the CPU, submits one request, and consumes
-`fn(handle)` (the async generator the server would stream) the way a server does when its
-client goes away after `leave_after_tokens` tokens:
+`probe(fn, mode)` builds a small engine on the CPU, submits one request and consumes
+`fn(handle)` (the async generator the server would stream) the way a server does:
 
 - `cancel`: the consuming task is cancelled while the generator waits for the next token
   (Starlette's StreamingResponse on `http.disconnect`, vLLM's `with_cancellation`):
   `asyncio.CancelledError` is raised at the generator's `await`;
 - `close`: the consumer stops between tokens and closes the generator (`aclose()`, or the
   garbage collector): `GeneratorExit` is raised at the generator's `yield`;
-- `complete`: the consumer reads everything; nothing may be aborted.
+- `complete`: the consumer reads everything, pausing twice as a slow client does; nothing may
+  be aborted.
 
-Then it watches the engine for `watch_s`: did the request end as `abort`, how many tokens were
-computed after the consumer left, are its KV blocks back?
+In `cancel` and `close` the consumer leaves after `leave_after_tokens` tokens; the probe counts
+the tokens the engine computes from that moment for `watch_s`, how the request ended and the
+KV blocks still held. `probe_all(fn)` runs every mode on one engine. A learner's handler (an
+exercise reference) is probed in a contained process and the measurements come back as data.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ from dataclasses import dataclass
 from labsupport import wire
 
 MODES = ("cancel", "close", "complete")
+LEAVE_AFTER_TOKENS = 3
+LEAVING_MAX_TOKENS = 400  # far more than a watch window of steps
+COMPLETE_MAX_TOKENS = 160  # more than `cancel` and `close` watch: an abort after N tokens shows
+PAUSES_AFTER = (5, 40)  # the reader of `complete` pauses after these tokens
+PAUSE_S = 0.12
 
 
 @wire.record
@@ -37,10 +44,12 @@ class Probe:
     mode: str
     tokens: int  # outputs with a token that the consumer received
     engine_reason: str | None  # how the engine ended the request; None: still running
-    steps_after_left: int  # tokens the engine computed after the consumer left
+    tokens_after_left: int  # tokens the engine computed after the consumer left (watch window)
     kv_blocks_used: int  # in the engine's pool at the end of the watch
     cancel_propagated: bool | None  # mode cancel: the consuming task ended cancelled
     last_reason: str | None  # finish_reason of the last output the consumer saw
+    max_tokens: int = 0
+    handler_returned_s: float | None = None  # after the consumer left, when the handler let go
     error: str | None = None  # what the handler raised, "Type: message"
 
 
@@ -50,21 +59,64 @@ class NotAStream(TypeError):
 
 async def _open(fn, handle):
     outputs = fn(handle)
-    if hasattr(outputs, "__aiter__"):
+    if hasattr(outputs, "__aiter__") and hasattr(outputs, "__anext__"):
         return outputs
     if asyncio.iscoroutine(outputs):
         await outputs  # a stub that raises NotImplementedError raises it here
     raise NotAStream(
         f"{getattr(fn, '__name__', fn)}(handle) returned {type(outputs).__name__}, not an async "
-        "iterator: write an async generator (async def with `yield out` inside)"
+        "generator: write an async generator (async def with `yield out` inside)"
     )
+
+
+def precheck(fn) -> None:
+    """Fail before any engine starts: a stub raises here, a coroutine is not a stream."""
+    outputs = fn(None)  # an async generator runs nothing until iterated
+    if hasattr(outputs, "__aiter__") and hasattr(outputs, "__anext__"):
+        return
+    if asyncio.iscoroutine(outputs):
+        try:
+            outputs.send(None)  # runs the body up to its first await: a stub raises here
+        except NotImplementedError:
+            raise
+        except BaseException:  # noqa: BLE001 - whatever it does, it is not a stream
+            pass
+        finally:
+            outputs.close()
+    raise NotAStream(
+        f"{getattr(fn, '__name__', fn)}(handle) returned {type(outputs).__name__}, not an async "
+        "generator: write an async generator (async def with `yield out` inside)"
+    )
+
+
+def _tokens(received: list) -> int:
+    return sum(o.token_id is not None for o in received)
 
 
 async def _consume(outputs, received: list, leave_after: int, enough: asyncio.Event):
     async for out in outputs:
         received.append(out)
-        if sum(o.token_id is not None for o in received) >= leave_after:
+        if _tokens(received) >= leave_after:
             enough.set()  # the prober cancels this task at its next wait for a token
+
+
+async def _request(engine, handle, deadline: float):
+    while (req := engine.request_info(handle.request_id)) is None:  # not yet seen by the engine
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the engine never picked up the request: {engine.dead!r}")
+        await asyncio.sleep(0.002)
+    return req
+
+
+async def _settle(engine, handle, req) -> None:
+    """Leave the engine empty for the next mode: abort what the handler left running."""
+    if req.finish_reason is None:
+        handle.abort()
+    deadline = time.monotonic() + 5.0
+    while req.finish_reason is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    while engine.kv.allocator.num_used and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
 
 
 async def _probe(engine, fn, mode: str, leave_after: int, max_tokens: int, watch_s: float):
@@ -74,101 +126,142 @@ async def _probe(engine, fn, mode: str, leave_after: int, max_tokens: int, watch
     received: list = []
     cancel_propagated = None
     error = None
+    left_at = left_t = returned_s = None
+    req = None
     outputs = await _open(fn, handle)
+    limit_s = watch_s + 1.0  # how long the handler may take to let go, once left
     try:
         if mode == "complete":
             async for out in outputs:
                 received.append(out)
+                if out.token_id is not None and _tokens(received) in PAUSES_AFTER:
+                    await asyncio.sleep(PAUSE_S)
         elif mode == "close":
             async for out in outputs:
                 received.append(out)
-                if sum(o.token_id is not None for o in received) >= leave_after:
+                if _tokens(received) >= leave_after:
                     break  # the generator now waits at its `yield`
-            await outputs.aclose()
+            req = await _request(engine, handle, time.monotonic() + 5.0)
+            left_at, left_t = len(req.output_ids), time.monotonic()
+            try:
+                await asyncio.wait_for(outputs.aclose(), limit_s)
+                returned_s = time.monotonic() - left_t
+            except asyncio.TimeoutError:
+                error = f"TimeoutError: still closing {limit_s:.1f} s after the consumer left"
         else:
             enough = asyncio.Event()
             task = asyncio.ensure_future(_consume(outputs, received, leave_after, enough))
             waiter = asyncio.ensure_future(enough.wait())
             await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
-            task.cancel()  # the task waits inside the generator, for the next token
-            try:
-                await task
-                cancel_propagated = False
-            except asyncio.CancelledError:
-                cancel_propagated = True
+            if task.done():  # the stream ended before the consumer wanted to leave
+                task.result()
+            else:
+                req = await _request(engine, handle, time.monotonic() + 5.0)
+                left_at, left_t = len(req.output_ids), time.monotonic()
+                task.cancel()  # the task waits inside the generator, for the next token
+                done, _ = await asyncio.wait({task}, timeout=limit_s)
+                if done:
+                    returned_s = time.monotonic() - left_t
+                    cancel_propagated = task.cancelled()
+                    if not task.cancelled() and task.exception() is not None:
+                        raise task.exception()
+                else:
+                    error = f"TimeoutError: still running {limit_s:.1f} s after it was cancelled"
+                    task.cancel()
+                    await asyncio.wait({task}, timeout=0.5)
     except Exception as exc:  # the handler's own failure, reported, not raised
         error = f"{type(exc).__name__}: {exc}"
-    deadline = time.monotonic() + watch_s
-    while (req := engine.request_info(handle.request_id)) is None:  # not yet seen by the engine
-        if time.monotonic() > deadline + 5.0:
-            raise RuntimeError(f"the engine never picked up the request: {engine.dead!r}")
-        await asyncio.sleep(0.005)
-    left_at = len(req.output_ids)
+    if req is None:
+        req = await _request(engine, handle, time.monotonic() + 5.0)
+    if left_at is None:
+        left_at, left_t = len(req.output_ids), time.monotonic()
     if mode != "complete":
         handle.mark_client_gone()  # as the server does once the response is over
-    while req.finish_reason is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    after = len(req.output_ids) - left_at
+    deadline = left_t + watch_s
+    while time.monotonic() < deadline and (mode != "complete" or req.finish_reason is None):
+        await asyncio.sleep(0.005)
+    if mode == "complete":
+        while req.finish_reason is None and time.monotonic() < deadline + 5.0:
+            await asyncio.sleep(0.005)
+    after = max(0, len(req.output_ids) - left_at) if mode != "complete" else 0
     reason = req.finish_reason
-    tokens = sum(o.token_id is not None for o in received)
-    last = received[-1].finish_reason if received else None
     blocks = engine.kv.allocator.num_used
-    if reason is None:
-        handle.abort()  # clean up behind the handler
-    return Probe(mode, tokens, reason, after, blocks, cancel_propagated, last, error)
+    last = received[-1].finish_reason if received else None
+    await _settle(engine, handle, req)
+    return Probe(
+        mode, _tokens(received), reason, after, blocks, cancel_propagated, last, max_tokens,
+        None if returned_s is None else round(returned_s, 4), error,
+    )  # fmt: skip
 
 
-def probe(
+def _max_tokens(mode: str) -> int:
+    return COMPLETE_MAX_TOKENS if mode == "complete" else LEAVING_MAX_TOKENS
+
+
+async def _probe_modes(engine, fn, modes, leave_after: int, watch_s: float) -> dict:
+    out = {}
+    for mode in modes:
+        out[mode] = await _probe(engine, fn, mode, leave_after, _max_tokens(mode), watch_s)
+    return out
+
+
+def probe_all(
     stream_outputs,
-    mode: str,
+    modes: tuple[str, ...] = MODES,
     *,
-    leave_after_tokens: int = 3,
-    max_tokens: int | None = None,
+    leave_after_tokens: int = LEAVE_AFTER_TOKENS,
     min_step_s: float = 0.005,
     watch_s: float = 0.5,
-) -> Probe:
-    """Consume `stream_outputs(handle)` in `mode` (cancel | close | complete) on a CPU engine.
+) -> dict[str, Probe]:
+    """Each mode in turn on one CPU engine: {mode: Probe}.
 
-    max_tokens: default 24 to complete, 400 otherwise (80 watch windows of engine steps).
-    Raises NotAStream when it is not an async generator, and whatever it raises when called.
-    A learner's handler (an exercise ref) is probed in a contained process of its own.
+    Raises NotAStream when `stream_outputs` is not an async generator function, and whatever
+    it raises when called. A learner's handler is probed in a contained process of its own.
     """
     from labsupport import isolate
 
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if isolate.carries_learner_code(stream_outputs):
         r = isolate.run_function(
-            "labsupport.serving.cancel_probe:_probe_loaded",
+            "labsupport.scenarios.client_gone_gpu_still_busy.stream_probe:_probe_loaded",
             stream_outputs,
-            mode,
+            tuple(modes),
             leave_after_tokens=leave_after_tokens,
-            max_tokens=max_tokens,
             min_step_s=min_step_s,
             watch_s=watch_s,
-            timeout_s=60,
+            timeout_s=30 + 8 * len(modes),
         )
         if r.exception_type == "NotAStream":
             raise NotAStream(r.error.split(": ", 1)[-1])
         if r.exception_type == "NotImplementedError":
             raise NotImplementedError(r.error.split(": ", 1)[-1])
         if not r.ok:
-            return Probe(mode, 0, None, 0, 0, None, None, error=r.error)
+            err = r.error or "the probe failed"
+            return {
+                m: Probe(m, 0, None, 0, 0, None, None, _max_tokens(m), None, err) for m in modes
+            }
         return r.value
+    precheck(stream_outputs)  # before torch is even imported
     from labsupport.serving.aio import run_sync
     from labsupport.serving.engine import Engine, EngineConfig
 
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    max_tokens = max_tokens or (24 if mode == "complete" else 400)
     engine = Engine.build(config=EngineConfig(num_blocks=64, min_step_s=min_step_s)).start()
     try:
         return run_sync(
-            lambda: _probe(engine, stream_outputs, mode, leave_after_tokens, max_tokens, watch_s)
+            lambda: _probe_modes(engine, stream_outputs, modes, leave_after_tokens, watch_s)
         )
     finally:
         engine.stop()
 
 
-def _probe_loaded(ref, mode: str, **kwargs) -> Probe:
+def probe(stream_outputs, mode: str, **kwargs) -> Probe:
+    """One mode (cancel | close | complete): see `probe_all`."""
+    return probe_all(stream_outputs, (mode,), **kwargs)[mode]
+
+
+def _probe_loaded(ref, modes, **kwargs) -> dict:
     """In the contained child: load the learner's handler, then probe it here."""
-    return probe(ref.load(), mode, **kwargs)
+    return probe_all(ref.load(), modes, **kwargs)

@@ -1,14 +1,17 @@
 import asyncio
 
-from labsupport.serving import disconnects
+import pytest
 
-SMALL = disconnects.Workload(
-    leaving=3, leave_after_tokens=3, leaving_max_tokens=160, staying=2, staying_max_tokens=8
+from labsupport import wire
+from labsupport.scenarios.client_gone_gpu_still_busy import rounds
+
+SMALL = rounds.Workload(
+    leaving=3, leave_after_tokens=3, leaving_max_tokens=120, staying=2, staying_max_tokens=8
 )
 
 
-async def cancelling(handle):
-    """A correct stream handler, importable by the server child as module:function."""
+async def ending(handle):
+    """A handler that ends the engine's work when its consumer leaves (the server imports it)."""
     try:
         async for out in handle.stream():
             yield out
@@ -21,31 +24,67 @@ async def not_a_generator(handle):
     return None
 
 
-def test_naive_handler_decodes_for_nobody():
-    run = disconnects.run_workload(disconnects.naive_stream_outputs, SMALL, label="naive")
-    assert run.label == "naive" and run.device in ("cpu", "cuda")
-    assert [r.status for r in run.leaving] == ["client_disconnect"] * 3
-    assert [r.tokens for r in run.leaving] == [3] * 3
-    assert run.complete_streams == 2 and run.disconnects == 3 and run.aborted == 0
-    assert run.running_after_clients_left == 3 and run.kv_blocks_after_clients_left > 0
-    assert run.wasted_steps >= 0.8 * 3 * (160 - 3)  # to max_tokens (the server notices late)
-    assert run.kv_blocks_idle == 0  # freed at max_tokens, not before
-    assert run.generated_tokens == 3 * 160 + 2 * 8 and run.delivered_tokens == 3 * 3 + 2 * 8
-    assert run.busy_after_clients_left_s > 0.1
-    assert run.samples and max(s[1] for s in run.samples) >= 3
-    problems = run.problems()
-    assert any("still ran 3 requests" in p for p in problems), problems
-    assert "saw 3 clients leave" in run.describe()
+@pytest.fixture(scope="module")
+def release_rounds():
+    """The release's handler behind each gateway, on one server (counters carry over)."""
+    with rounds.serve(rounds.RELEASE) as srv:
+        return {gw: rounds.run_round(srv, SMALL, label=gw, gateway=gw) for gw in ("close", "read")}
 
 
-def test_cancelling_handler_leaves_no_work_behind():
-    run = disconnects.run_workload(cancelling, SMALL)
-    assert run.problems() == [], run.describe()
-    assert run.wasted_steps == 0 and run.aborted == 3 and run.disconnects == 3
-    assert run.generated_per_delivered < 1.5
+def test_behind_a_gateway_that_closes_the_server_sees_clients_leave(release_rounds):
+    r = release_rounds["close"]
+    assert r.label == "close" and r.gateway == "close" and r.device in ("cpu", "cuda")
+    assert [(c.status, c.tokens) for c in r.leaving] == [("client_disconnect", 3)] * 3
+    assert r.complete_streams == 2
+    assert r.delta("srelab:client_disconnects_total") == 3
+    assert r.delta("vllm:request_success_total", finished_reason="abort") == 0
+    assert r.running_after_clients_left == 3 and r.server_streams_after_clients_left == 0
+    assert (
+        r.kv_blocks_after_clients_left > 0
+        and r.gauge("srelab:kv_cache_blocks_used", at="idle") == 0
+    )
+    assert r.generated_tokens == 3 * 120 + 2 * 8 and r.delivered_tokens == 3 * 3 + 2 * 8
+    assert r.busy_after_clients_left_s > 0.1
+    gone = [e for e in r.gateway_log if e["status"] == 499]
+    assert len(gone) == 3 and all(3 <= e["tokens_to_client"] <= e["tokens_from_upstream"] <= 6
+                                  for e in gone)  # fmt: skip
+    done = [
+        e for e in r.gateway_log if e["request"] == "POST /v1/completions" and e["status"] == 200
+    ]
+    assert [(e["tokens_to_client"], e["tokens_from_upstream"]) for e in done] == [(8, 8)] * 2
+    assert r.samples and max(s[1] for s in r.samples) >= 3 and max(s[5] for s in r.samples) >= 3
+    assert "3 clients left after 3 tokens" in r.describe()
 
 
-def test_a_notebook_function_is_sent_by_code():
+def test_behind_a_gateway_that_reads_on_the_server_sees_nobody_leave(release_rounds):
+    r = release_rounds["read"]
+    assert [c.status for c in r.leaving] == ["client_disconnect"] * 3
+    assert r.delta("srelab:client_disconnects_total") == 0  # it streamed every token
+    assert r.delta("srelab:wasted_decode_steps_total") == 0  # so its own counter sees nothing
+    assert r.running_after_clients_left == 3 and r.server_streams_after_clients_left == 3
+    gone = [e for e in r.gateway_log if e["status"] == 499]
+    assert len(gone) == 3 and all(e["tokens_from_upstream"] == 120 for e in gone)
+    assert all(e["tokens_to_client"] < 10 for e in gone)
+    assert r.generated_per_delivered > 10
+
+
+def test_a_round_is_data_and_its_counters_are_deltas(release_rounds):
+    r = release_rounds["read"]
+    back = wire.loads(wire.dumps(r))
+    assert back == r and isinstance(back.workload, rounds.Workload)
+    assert r.delta("vllm:generation_tokens_total") == r.generated_tokens
+    first = release_rounds["close"]
+    assert r.metrics_before != first.metrics_before  # one server: cumulative counters
+
+
+def test_a_handler_that_ends_the_work_leaves_nothing_behind():
+    r = rounds.run_stack(f"{__name__}:ending", SMALL, gateway="close", show_progress=False)
+    assert r.delta("vllm:request_success_total", finished_reason="abort") == 3
+    assert r.running_after_clients_left == 0 and r.kv_blocks_after_clients_left == 0
+    assert r.generated_tokens - r.delivered_tokens < 3 * 10 and r.complete_streams == 2
+
+
+def test_a_notebook_function_runs_in_the_server():
     namespace = {"__name__": "__main__"}
     exec(
         "import asyncio\n"
@@ -58,30 +97,25 @@ def test_a_notebook_function_is_sent_by_code():
         "            handle.abort()\n",
         namespace,
     )
-    assert namespace["handler"].__module__ == "__main__"
-    run = disconnects.run_workload(namespace["handler"], SMALL)
-    assert run.problems() == [], run.describe()
-
-
-def test_behind_a_proxy_that_ignores_aborts_the_server_never_knows():
-    run = disconnects.run_workload(cancelling, SMALL, behind_proxy=True)
-    assert [r.status for r in run.leaving] == ["client_disconnect"] * 3
-    assert run.disconnects == 0 and run.wasted_steps == 0  # the server saw readers to the end
-    assert run.running_after_clients_left == 3 and run.generated_per_delivered > 3
-
-
-def test_rounds_share_a_server_and_counters_accumulate():
-    with disconnects.serve(disconnects.naive_stream_outputs) as srv:
-        first = disconnects.run_round(srv, SMALL)
-        second = disconnects.run_round(srv, SMALL)
-    assert first.metrics_idle != second.metrics_before or first.wasted_steps > 0
-    assert second.delta("srelab:client_disconnects_total") == 3
-    assert second.delta("srelab:client_disconnects_total", until="left") == 3
+    only_leaving = rounds.Workload(leaving=2, leave_after_tokens=2, leaving_max_tokens=120,
+                                   staying=0)  # fmt: skip
+    r = rounds.run_stack(namespace["handler"], only_leaving, gateway="", show_progress=False)
+    assert r.gateway == "" and r.gateway_log == [] and r.staying == []
+    assert r.delta("vllm:request_success_total", finished_reason="abort") == 2
 
 
 def test_a_handler_that_is_not_a_generator_fails_its_streams_cleanly():
-    only_staying = disconnects.Workload(leaving=0, staying=2, staying_max_tokens=8)
-    run = disconnects.run_workload(f"{__name__}:not_a_generator", only_staying)
-    assert [r.status for r in run.staying] == ["truncated"] * 2
-    assert all("stream handler failed" in (r.error or "") for r in run.staying)
-    assert run.kv_blocks_idle == 0 and run.aborted == 2  # the server aborted them itself
+    only_staying = rounds.Workload(leaving=0, staying=2, staying_max_tokens=8)
+    r = rounds.run_stack(f"{__name__}:not_a_generator", only_staying, gateway="",
+                         show_progress=False)  # fmt: skip
+    assert [c.status for c in r.staying] == ["truncated"] * 2
+    assert all("stream handler failed" in (c.error or "") for c in r.staying)
+    assert r.gauge("srelab:kv_cache_blocks_used", at="idle") == 0
+
+
+def test_workload_says_what_it_runs():
+    assert SMALL.describe() == (
+        "3 clients ask for 120 tokens and leave after 3; 2 ask for 8 tokens and read them all"
+    )
+    assert rounds.Workload(leaving=1, staying=0).describe().endswith("leave after 4")
+    assert 0.5 < SMALL.expected_s() < 2.0
