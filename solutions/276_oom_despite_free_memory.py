@@ -423,10 +423,12 @@ _ = headline.record(
 #   `PYTORCH_ALLOC_CONF`; 2.12 dropped that warning and keeps it as an alias, and torch 2.13's
 #   own OOM message still names it. In 2.9.1 the new name was ignored for
 #   `expandable_segments` (pytorch#183387): read the setting back from the snapshot.
-# - vLLM pre-reserves `gpu_memory_utilization` of the card at start-up (current vLLM: per
-#   instance; older releases treated it as a ceiling for all processes on the card, vLLM PR
-#   #9505), so "used" on the dashboard says nothing about the holes inside a process, and a
-#   redeploy between two scrapes is invisible.
+# - vLLM pre-reserves `gpu_memory_utilization` of the card at start-up (current vLLM: a
+#   per-instance share, `CacheConfig.gpu_memory_utilization`; older releases treated it as a
+#   ceiling for all processes on the card, vLLM PR #9505) and refuses to start when the card
+#   has less free memory than that share, so start order decides which tenant fails. "Used"
+#   on the dashboard says nothing about the holes inside a process, and a redeploy between
+#   two scrapes is invisible.
 #
 # **Follow-ups an interviewer asks.**
 # 1. Why can't the allocator just compact memory? (Tensors hold raw device pointers.)

@@ -12,7 +12,7 @@
 
 Vocabulary (the OOM message's): reserved = bytes in all segments (what nvidia-smi counts as
 used); allocated = bytes in blocks handed to tensors. A segment is one cudaMalloc (or one
-expandable segment's mapped range); its blocks tile it in address order, each
+growable segment's mapped range); its blocks tile it in address order, each
 "active_allocated" (a tensor holds it), "active_pending_free" (freed, waiting for another
 stream's work) or "inactive" (free). The drawing shows the blocks and their sizes; reading
 them is the learner's job, so nothing here adds them up into a figure a lab grades.

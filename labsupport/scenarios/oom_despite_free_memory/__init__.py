@@ -160,32 +160,38 @@ def _draw(seed: int, rng: random.Random, layout: str | None = None) -> Variant:
     )  # fmt: skip
 
 
+def _candidate_plans(v: Variant) -> list[dict]:
+    """The two kinds of change a deployment can make: the worker's allocator settings, or the
+    server's share (the largest that leaves the worker its budget and context)."""
+    room = v.total_bytes - v.budget_bytes - v.context_bytes
+    return [
+        {
+            "worker_env": {"PYTORCH_ALLOC_CONF": "expandable_segments:True"},
+            "server_gpu_memory_utilization": v.server_after,
+        },
+        {"worker_env": {}, "server_gpu_memory_utilization": int(room / v.total_bytes * 100) / 100},
+    ]
+
+
 def _sound(v: Variant) -> bool:
-    """The incident happens (OOM at the request) and the deployment fix for its cause cures it."""
+    """The incident happens (OOM at the request), exactly one kind of change cures it, the
+    cure at least doubles the largest request that fits, and the server keeps what it needs."""
     from labsupport.scenarios.oom_despite_free_memory.workload import PROBE_STEP_BYTES
 
     broken = run(v, backend="simulator")
     if broken.outcome != "oom" or v.trace[broken.failed_op_index].kind != "request":
         return False
-    need = v.request_bytes
-    card_refused = broken.card_free_bytes < need <= v.budget_bytes - broken.reserved_bytes
-    if card_refused:
-        fits = v.total_bytes - v.budget_bytes - v.context_bytes
-        best = int(fits / v.total_bytes * 100) / 100
-        plan = {"worker_env": {}, "server_gpu_memory_utilization": best}
-        if v.server_bytes(plan["server_gpu_memory_utilization"]) < v.server_needs_mib * MiB:
-            return False
-    else:
-        if broken.card_free_bytes < 4 * need:
-            return False
-        plan = {
-            "worker_env": {"PYTORCH_ALLOC_CONF": "expandable_segments:True"},
-            "server_gpu_memory_utilization": v.server_after,
-        }
-    fixed = run(v, plan, backend="simulator")
+    plans = _candidate_plans(v)
+    if v.server_bytes(plans[1]["server_gpu_memory_utilization"]) < v.server_needs_mib * MiB:
+        return False
+    cures = [p for p in plans if run(v, p, backend="simulator").ok]
+    if len(cures) != 1:
+        return False
+    if cures[0] is plans[0] and broken.card_free_bytes < 4 * v.request_bytes:
+        return False  # the card has clearly room when the worker's own limit is the problem
     before = run(v, probe=True, backend="simulator").largest_request_bytes or 0
-    after = run(v, plan, probe=True, backend="simulator").largest_request_bytes or 0
-    return fixed.ok and before >= PROBE_STEP_BYTES and after >= 2 * before
+    after = run(v, cures[0], probe=True, backend="simulator").largest_request_bytes or 0
+    return before >= PROBE_STEP_BYTES and after >= 2 * before
 
 
 def variant(seed: int) -> Variant:

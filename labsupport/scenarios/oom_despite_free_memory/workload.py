@@ -327,15 +327,15 @@ def simulate_payload(
 
 _HOLDER = """
 import sys, torch
-torch.cuda.init()
-held = []
+held = None
 print("ready", flush=True)
-for line in sys.stdin:
+for line in sys.stdin:  # one line per resize: the card's free memory to leave
     keep_free = int(line)
-    free, _ = torch.cuda.mem_get_info(0)
-    take = free - keep_free
-    if take > 0:
-        held.append(torch.empty(take, dtype=torch.uint8, device="cuda:0"))
+    held = None
+    torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info(0)  # (the first call creates this process's context)
+    if free > keep_free:
+        held = torch.empty(free - keep_free, dtype=torch.uint8, device="cuda:0")
     print("ok", torch.cuda.mem_get_info(0)[0], flush=True)
 """
 

@@ -25,6 +25,7 @@ def test_the_default_variant_is_the_classic_incident():
 @pytest.mark.parametrize("seed", range(12))
 def test_every_variant_fails_at_the_request_and_its_fix_cures_it(seed):
     v = scenario.variant(seed)
+    assert scenario._sound(v)  # exactly one kind of change cures it
     run = scenario.run(v, backend="simulator")
     assert run.outcome == "oom" and v.trace[run.failed_op_index].kind == "request"
     ev = scenario.evidence(v, run)
