@@ -47,7 +47,7 @@ def test_the_builtin_drain_has_no_problem():
     "handler,expected",
     [
         (abort_in_flight, "aborted 3 stream(s)"),
-        (_ignore, "did not return within 5 s"),
+        (_ignore, "did not return within 3 s"),
         (_fixed_sleep, "not for a fixed time"),
         (_no_budget, "stop waiting at the drain budget"),
         (_stub, "raised NotImplementedError"),
