@@ -326,6 +326,8 @@ spec:
 # process stays up and the port stays open), to see that liveness still does its job.
 
 # %%
+from labsupport.k8s import manifests
+
 fixed = fixed_manifest(load_time_seconds)
 container = manifests.validate(fixed)["spec"]["containers"][0]
 for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
@@ -395,10 +397,10 @@ _ = headline.record(
     before_restarts=before.restart_count,
     before_killed_while_loading=before.killed_while_loading,
     after_restarts_before_ready=after.restarts_before_ready,
-    after_ready_cluster_s=round(after.ready_s / after.time_scale, 1),
+    after_ready_cluster_s=after.ready_s and round(after.ready_s / after.time_scale, 1),
     load_time_cluster_s=round(load_time_seconds, 1),
     startup_probe=container.get("startupProbe"),
-    hang_caught_cluster_s=round(after.hang_detected_seconds, 1),
+    hang_caught_cluster_s=after.hang_detected_seconds and round(after.hang_detected_seconds, 1),
     device=device.device_name(),
     server_device=after.containers[0].phases.get("device"),
 )

@@ -263,8 +263,8 @@ def expected(seed: int) -> dict:
         ),
         "slowest start": (
             f"about {low:.1f}-{high:.1f} real s = {low / scenario.TIME_SCALE:.0f}-{load:.0f} "
-            "cluster s, "
-            "startedAt to the 'listening on' line"
+            "cluster s on an idle 2-core CPU (more on a busy one), startedAt to the "
+            "'listening on' line"
         ),
         "the runbook number": (
             "the server's own total_s is 1-3 s shorter: its timers start after the interpreter, "
