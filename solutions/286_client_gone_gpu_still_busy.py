@@ -306,8 +306,11 @@ async def stream_outputs(handle):
 # %%
 from labsupport.scenarios.client_gone_gpu_still_busy import stream_probe
 
+handlers = {"release": release.stream_outputs, "yours": stream_outputs}
+if SCALE == "suite":  # the test suite's shorter run: the checks probe yours anyway
+    handlers = {}
 print(f"{'mode':9s} {'handler':8s} tokens engine ended tokens after left  KV blocks held")
-for name, handler in (("release", release.stream_outputs), ("yours", stream_outputs)):
+for name, handler in handlers.items():
     for mode, p in stream_probe.probe_all(handler).items():
         ended = p.engine_reason or "running"
         print(

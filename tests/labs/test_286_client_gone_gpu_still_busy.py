@@ -68,7 +68,9 @@ def _which_miss(got: dict, evidence: tuple, want: dict) -> str:
 
 def _compare(lab, label: str, kind: str, evidence: tuple) -> None:
     want = truth.answer(*evidence)
-    assert want["lost_at"] == kind, f"{label}: the evidence does not show its cause: {want}"
+    assert want["lost_at"] == kind, (
+        f"{label}: the grader's evidence is inconsistent (not your code)"
+    )
     got = _diagnose(lab, label, evidence)
     for key, what in (
         ("clients_left", "clients that closed their connection before their answer was "
@@ -120,10 +122,19 @@ def _evidence_rounds(seed: int) -> list[tuple[str, str, rounds.Round]]:
         with rounds.serve(None) as srv:
             for label, w, gateway, engine_goes_on in plans:
                 srv.set_fault("no_cancel_on_disconnect", enabled=engine_goes_on)
-                r = rounds.run_round(srv, w, label=label, gateway=gateway)
                 kind = "nowhere" if not engine_goes_on else (
                     "gateway" if gateway == "read" else "server"
                 )  # fmt: skip
+                for _attempt in range(2):  # a round that did not come out as planned runs again
+                    r = rounds.run_round(srv, w, label=label, gateway=gateway)
+                    evidence = (r.metrics_before, r.metrics_idle, r.gateway_log)
+                    if truth.lost_at(*evidence) == kind and truth.clients_left(r.gateway_log) == (
+                        w.leaving
+                    ):
+                        break
+                else:
+                    pytest.fail(f"{label} did not come out as planned twice (not your code): "
+                                "run the check again", pytrace=False)  # fmt: skip
                 out.append((f"{label} ({w.describe()})", kind, r))
     except (RuntimeError, TimeoutError, httpx.HTTPError) as exc:
         pytest.fail(f"the rounds did not run (not your code): {exc!r}", pytrace=False)
@@ -283,7 +294,9 @@ def problems(r: rounds.Round) -> list[str]:
 def test_fix_on_the_real_server(lab, seed):
     """In the real server under the variant's clients: nothing for nobody, every token for all."""
     _probes(lab)  # fails fast (not written yet, not a generator) before any server starts
-    w = scenario.variant(seed).workload
+    # The scrape "right after the last client" waits up to 1 s for the engine to be idle: a
+    # handler that ends the work at once is measured as soon as it has, a slow one is caught.
+    w = dataclasses.replace(scenario.variant(seed).workload, settle_s=1.0)
     key = ("server", seed, hashlib.sha256(lab.ref("stream_outputs").source.encode()).hexdigest())
     if key not in _CACHE:
         try:

@@ -1,5 +1,3 @@
-import asyncio
-
 import pytest
 
 from labsupport import wire
@@ -8,16 +6,6 @@ from labsupport.scenarios.client_gone_gpu_still_busy import rounds
 SMALL = rounds.Workload(
     leaving=3, leave_after_tokens=3, leaving_max_tokens=120, staying=2, staying_max_tokens=8
 )
-
-
-async def ending(handle):
-    """A handler that ends the engine's work when its consumer leaves (the server imports it)."""
-    try:
-        async for out in handle.stream():
-            yield out
-    except (asyncio.CancelledError, GeneratorExit):
-        handle.abort()
-        raise
 
 
 async def not_a_generator(handle):
@@ -77,13 +65,6 @@ def test_a_round_is_data_and_its_counters_are_deltas(release_rounds):
     assert r.metrics_before != first.metrics_before  # one server: cumulative counters
 
 
-def test_a_handler_that_ends_the_work_leaves_nothing_behind():
-    r = rounds.run_stack(f"{__name__}:ending", SMALL, gateway="close", show_progress=False)
-    assert r.delta("vllm:request_success_total", finished_reason="abort") == 3
-    assert r.running_after_clients_left == 0 and r.kv_blocks_after_clients_left == 0
-    assert r.generated_tokens - r.delivered_tokens < 3 * 10 and r.complete_streams == 2
-
-
 def test_a_notebook_function_runs_in_the_server():
     namespace = {"__name__": "__main__"}
     exec(
@@ -97,17 +78,17 @@ def test_a_notebook_function_runs_in_the_server():
         "            handle.abort()\n",
         namespace,
     )
-    only_leaving = rounds.Workload(leaving=2, leave_after_tokens=2, leaving_max_tokens=120,
-                                   staying=0)  # fmt: skip
-    r = rounds.run_stack(namespace["handler"], only_leaving, gateway="", show_progress=False)
-    assert r.gateway == "" and r.gateway_log == [] and r.staying == []
-    assert r.delta("vllm:request_success_total", finished_reason="abort") == 2
+    r = rounds.run_stack(namespace["handler"], SMALL, gateway="close", show_progress=False)
+    assert r.delta("vllm:request_success_total", finished_reason="abort") == 3
+    assert r.running_after_clients_left == 0 and r.kv_blocks_after_clients_left == 0
+    assert r.generated_tokens - r.delivered_tokens < 3 * 10 and r.complete_streams == 2
 
 
 def test_a_handler_that_is_not_a_generator_fails_its_streams_cleanly():
     only_staying = rounds.Workload(leaving=0, staying=2, staying_max_tokens=8)
     r = rounds.run_stack(f"{__name__}:not_a_generator", only_staying, gateway="",
                          show_progress=False)  # fmt: skip
+    assert r.gateway == "" and r.gateway_log == [] and r.leaving == []
     assert [c.status for c in r.staying] == ["truncated"] * 2
     assert all("stream handler failed" in (c.error or "") for c in r.staying)
     assert r.gauge("srelab:kv_cache_blocks_used", at="idle") == 0

@@ -52,8 +52,11 @@ async def coroutine(handle):
 @pytest.fixture(scope="module")
 def probes():
     return {
-        fn.__name__: stream_probe.probe_all(fn)
-        for fn in (release.stream_outputs, finally_ends, swallow, late, after_n)
+        "stream_outputs": stream_probe.probe_all(release.stream_outputs),
+        "finally_ends": stream_probe.probe_all(finally_ends),
+        "swallow": stream_probe.probe_all(swallow, ("cancel",)),
+        "late": stream_probe.probe_all(late, ("cancel",)),
+        "after_n": stream_probe.probe_all(after_n, ("complete",)),
     }
 
 
