@@ -36,7 +36,7 @@ from tests.labs.truth import client_gone_gpu_still_busy as truth
 
 _CACHE: dict = {}
 TOKENS_AFTER_LEFT_MAX = 15  # engine tokens after the consumer left (75 ms of 5 ms steps)
-WASTE_SHARE_MAX = 0.1  # of what the incident's handler wastes per client that left
+WASTE_SHARE_MAX = 0.2  # of what the incident's handler wastes per client that left
 
 
 # ---- diagnosis --------------------------------------------------------------------------
