@@ -45,6 +45,10 @@ class CallTimeout(SubmissionError):
     pass
 
 
+class MissingName(LookupError):
+    """The learner's cells do not define the name a check calls."""
+
+
 class LearnerException(RuntimeError):
     """An exception of a type the grader does not know, raised by the learner's code."""
 
@@ -228,7 +232,7 @@ class Submission:
             ) from None
         self._check_strays(f"your `{name}`")
         if "missing" in reply:
-            raise AttributeError(name)
+            raise MissingName(name)
         if "error" in reply:
             raise _rebuild_exception(reply["error"])
         return reply.get("value")

@@ -3,7 +3,7 @@
     >>> from labsupport.grading import target
     >>> from labsupport import labs
     >>> sorted(target.exercise_names(labs.get(290)))
-    ['after_warmup', 'share_of_slow_requests_in_gc']
+    ['after_warmup', 'explain_slow_requests']
 
 Only exercise cells are loaded (tagged `exercise`, or any cell that defines a name the lab
 grades), never the whole notebook: grading does not re-run the lab's experiments. They are
@@ -293,7 +293,11 @@ class LearnerExercises:
 
         import pytest
 
-        from labsupport.grading.submission import DEFAULT_CALL_TIMEOUT_S, SubmissionError
+        from labsupport.grading.submission import (
+            DEFAULT_CALL_TIMEOUT_S,
+            MissingName,
+            SubmissionError,
+        )
 
         limit = DEFAULT_CALL_TIMEOUT_S
         if LearnerExercises.deadline is not None:
@@ -302,7 +306,7 @@ class LearnerExercises:
             return self.submission.call(name, args, kwargs, timeout_s=limit)
         except SubmissionError as exc:
             pytest.fail(str(exc), pytrace=False)
-        except AttributeError:
+        except MissingName:
             self._missing(name)
 
     def ref(self, name: str) -> ExerciseRef:

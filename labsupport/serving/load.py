@@ -13,8 +13,13 @@ Closed loop: each client sends its next completion (`stream=False`) only when th
 has ended, so at most `concurrency` requests are ever in the server - a load of 64 clients
 against a server that runs 32 at a time keeps about 32 waiting. A failed connection (the pod
 is restarting) is retried after `retry_after_s`. The clients run on an asyncio loop in a thread
-of this process; `stop()` cancels them (the server sees the disconnects) and joins the thread.
-Every request ends as an `Outcome`: ok, http_<status>, timeout or error.
+of this process; `stop()` cancels them (the server sees the disconnects) and joins the thread;
+`stop(drain_s=...)` first stops sending and lets the requests in flight finish for that long.
+Every request ends as an `Outcome`: ok, http_<status>, timeout, error, or cancelled (still in
+flight when the load stopped).
+
+`gate`: an admission gate in front of the server (`try_enter() -> bool`, `leave()`), e.g. a
+gateway's concurrency limit: a request it refuses ends at once as `http_429`, without being sent.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import httpx
 class Outcome:
     start_s: float  # time.monotonic()
     end_s: float
-    status: str  # "ok", "http_503", "timeout", "error"
+    status: str  # "ok", "http_503", "http_429", "timeout", "error", "cancelled"
 
     @property
     def latency_s(self) -> float:
@@ -50,6 +55,7 @@ class SteadyLoad:
         request_timeout_s: float = 30.0,
         retry_after_s: float = 0.2,
         name: str = "load",
+        gate=None,
     ):
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -60,10 +66,13 @@ class SteadyLoad:
             retry_after_s,
             name,
         )
+        self.gate = gate
         self.outcomes: list[Outcome] = []
         self.started_s: float | None = None
         self.stopped_s: float | None = None
         self._stop: asyncio.Event | None = None
+        self._draining: asyncio.Event | None = None
+        self.in_flight = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -82,10 +91,22 @@ class SteadyLoad:
         self._ready.wait(10)
         return self
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Cancel every client (their requests are disconnected) and join the thread."""
+    def stop(self, timeout_s: float = 10.0, drain_s: float = 0.0) -> None:
+        """Cancel every client (their requests are disconnected) and join the thread.
+
+        drain_s > 0: first stop sending new requests and wait up to drain_s seconds for the
+        requests in flight to finish.
+        """
         if self._thread is None:
             return
+        if drain_s > 0 and self._loop is not None and self._draining is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._draining.set)
+            except RuntimeError:
+                pass
+            deadline = time.monotonic() + drain_s
+            while self.in_flight and time.monotonic() < deadline and self.running:
+                time.sleep(0.02)
         if self._loop is not None and self._stop is not None:
             try:
                 self._loop.call_soon_threadsafe(self._stop.set)
@@ -122,6 +143,7 @@ class SteadyLoad:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self._draining = asyncio.Event()
         self.started_s = time.monotonic()
         self._ready.set()
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=0)
@@ -137,8 +159,13 @@ class SteadyLoad:
     async def _client(self, client: httpx.AsyncClient) -> None:
         body = {"prompt": self.prompt, "max_tokens": self.max_tokens, "stream": False}
         url = f"{self.base_url}/v1/completions"
-        while True:
+        while not self._draining.is_set():
             t0 = time.monotonic()
+            if self.gate is not None and not self.gate.try_enter():
+                self.outcomes.append(Outcome(t0, t0, "http_429"))  # shed: never sent
+                await asyncio.sleep(self.retry_after_s)  # as told by Retry-After
+                continue
+            self.in_flight += 1
             try:
                 r = await client.post(url, json=body)
                 status = "ok" if r.status_code == 200 else f"http_{r.status_code}"
@@ -146,6 +173,13 @@ class SteadyLoad:
                 status = "timeout"
             except httpx.HTTPError:
                 status = "error"
+            except asyncio.CancelledError:
+                self.outcomes.append(Outcome(t0, time.monotonic(), "cancelled"))
+                raise
+            finally:
+                self.in_flight -= 1
+                if self.gate is not None:
+                    self.gate.leave()
             self.outcomes.append(Outcome(t0, time.monotonic(), status))
             if status != "ok":
                 await asyncio.sleep(self.retry_after_s)

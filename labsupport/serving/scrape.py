@@ -9,8 +9,8 @@
     False
 
 `scrape_metrics` gives up at `timeout_s` in total (connect, headers and body), never later: a
-server whose event loop is blocked, or whose GIL another thread holds, answers nothing in
-time and the scrape comes back with `ok=False` and the reason. A scrape is the only evidence a
+server that cannot run its HTTP handler in time answers nothing, and the scrape comes back
+with `ok=False` and the reason. A scrape is the only evidence a
 prober has; `Scrape.value(name, **labels)` reads one sample from it (the sum over matching
 series, None when the server does not export it). `synthetic(steps, running, waiting)` and
 `no_answer()` make scrapes by hand, with the server's metric names, for examples and tests.
@@ -113,6 +113,9 @@ vllm:kv_cache_usage_perc{{engine="0",model_name="srelab-tiny"}} {kv:.4f}
 vllm:prompt_tokens_total{{engine="0",model_name="srelab-tiny"}} {prompt:.1f}
 # TYPE vllm:generation_tokens counter
 vllm:generation_tokens_total{{engine="0",model_name="srelab-tiny"}} {generated:.1f}
+# TYPE vllm:iteration_tokens_total histogram
+vllm:iteration_tokens_total_count{{engine="0",model_name="srelab-tiny"}} {steps:.1f}
+vllm:iteration_tokens_total_sum{{engine="0",model_name="srelab-tiny"}} {iteration_sum:.1f}
 # TYPE srelab:engine_steps counter
 srelab:engine_steps_total{{engine="0",model_name="srelab-tiny"}} {steps:.1f}
 # TYPE srelab:engine_alive gauge
@@ -128,11 +131,13 @@ def synthetic(
     """A made-up successful scrape with the server's metric names (for examples and tests).
 
     Token counters follow the steps (one generated token per running request per step), so
-    a rule that reads either sees the same progress.
+    a rule that reads either sees the same progress; each step is one observation of
+    `vllm:iteration_tokens_total` (its `_count` is vLLM's per-step counter).
     """
     text = _SYNTHETIC.format(
         running=running, waiting=waiting, kv=min(1.0, (running + waiting) / 64),
         prompt=steps * 8.0, generated=steps * max(1, running), steps=steps,
+        iteration_sum=steps * (8.0 + max(1, running)),
         alive=1.0 if alive else 0.0, in_flight=running + waiting,
     )  # fmt: skip
     return Scrape.from_text(text, t_s=t_s)

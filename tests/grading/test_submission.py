@@ -7,7 +7,12 @@ import pytest
 
 from labsupport import contain
 from labsupport.grading import flags, hygiene
-from labsupport.grading.submission import LearnerException, Submission, SubmissionError
+from labsupport.grading.submission import (
+    LearnerException,
+    MissingName,
+    Submission,
+    SubmissionError,
+)
 
 CELLS = """# ---- notebook cell 4 ----
 import itertools, os
@@ -56,6 +61,10 @@ def peek():
     return {k: repr(v)[:40] for k, v in sys._getframe(1).f_locals.items()}
 
 
+def attribute_error():
+    return os.nope
+
+
 class Custom(Exception):
     pass
 
@@ -87,8 +96,10 @@ def test_exceptions_come_back_with_their_type_and_line(sub):
         sub.call("stub", (), {})
     with pytest.raises(LearnerException, match="Custom: mine"):
         sub.call("custom", (), {})
-    with pytest.raises(AttributeError):
+    with pytest.raises(MissingName):
         sub.call("nope", (), {})
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        sub.call("attribute_error", (), {})
 
 
 def test_a_loop_in_c_is_stopped_from_outside_and_the_next_call_works(sub):

@@ -1,4 +1,4 @@
-"""Plots of lab 278: the probe matrix as a heatmap, a pod's timeline, before vs after.
+"""Plots of lab 278: the probe matrix as a heatmap, a pod's timeline, designs side by side.
 
     >>> from labsupport.scenarios.port_open_but_not_serving import plots
     >>> from labsupport.scenarios.port_open_but_not_serving.timeline import View
@@ -26,10 +26,10 @@ def heatmap(matrix, title: str = "which probe fails where (share of probes that 
     from labsupport.scenarios.port_open_but_not_serving.matrix import LABELS as COLUMNS
 
     rates = np.array(matrix.rates(), dtype=float)
-    fig, ax = plots.figure(width_in=1.3 * len(matrix.scenarios) + 2.6,
+    fig, ax = plots.figure(width_in=1.3 * len(matrix.situations) + 2.6,
                            height_in=0.48 * len(matrix.probes) + 1.4)  # fmt: skip
     ax.imshow(rates, cmap="RdYlGn_r", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(len(matrix.scenarios)), [COLUMNS[s] for s in matrix.scenarios])
+    ax.set_xticks(range(len(matrix.situations)), [COLUMNS[s] for s in matrix.situations])
     ax.set_yticks(range(len(matrix.probes)), matrix.probes)
     ax.tick_params(axis="x", labelrotation=20)
     for i, row in enumerate(rates):
@@ -79,20 +79,25 @@ def pod_timeline(run, title: str = ""):
 
     fig = Figure(figsize=(8.0, 4.2), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.4])
-    t_end = max([0.0, *(b for _, b in run.phases.values()), *(t + d for t, d, _ in run.requests)])
+    done = [t + d for t, d, _, _ in run.requests if d < float("inf")]
+    t_end = max([0.0, *(b for _, b in run.phases.values()), *done])
     marks = {("fault on" if p == "fault" else p.replace("_", " ")): a
              for p, (a, _) in run.phases.items() if p not in ("healthy", "drain")}  # fmt: skip
     views = {f"pod ({n.split(':')[0]})" if n == run.probes else f"shadow: {n.split(':')[0]}": v
              for n, v in run.views.items()}  # fmt: skip
     bands(views, t_end_s=t_end, marks=marks, ax=top, title=title)
     top.set_xlabel("")
-    ok = [(t, d) for t, d, s in run.requests if s == "ok"]
-    bad = [(t, d, s) for t, d, s in run.requests if s != "ok"]
+    ok = [(t, d) for t, d, s, _ in run.requests if s == "ok"]
+    bad = [(t, d, s) for t, d, s, _ in run.requests if s not in ("ok", "http_429")]
+    shed = [t for t, _, s, _ in run.requests if s == "http_429"]
     if ok:
         bottom.scatter(*zip(*ok, strict=True), s=10, color=READY, label="served")
     if bad:
         bottom.scatter([t for t, _, _ in bad], [d for _, d, _ in bad], s=16, marker="x",
-                       color=KILL, label="failed (timeout, reset, 503)")  # fmt: skip
+                       color=KILL, label="failed (timeout, reset, cancelled)")  # fmt: skip
+    if shed:
+        bottom.scatter(shed, [0.0] * len(shed), s=6, marker="|", color=plots.NEUTRAL_COLOUR,
+                       label="shed at the gateway (429)")  # fmt: skip
     bottom.set_ylabel("request latency (s)")
     bottom.set_xlabel("seconds since the pod was created (request start)")
     bottom.legend(loc="upper left", fontsize=8, frameon=False)

@@ -1,44 +1,38 @@
-"""The probes of a model-server pod as Kubernetes probe specs: the incident's, the classic
-answer's, and probes built from your own liveness and readiness functions.
+"""The probes of a model-server pod: the incident's, the classic answer's, and yours.
 
     >>> from labsupport.scenarios.port_open_but_not_serving import probesets
     >>> print(probesets.INCIDENT.describe())
     startup:   http-get http://:8000/health delay=0s timeout=1s period=2s #success=1 #failure=300
     liveness:  tcp-socket :8000 delay=0s timeout=1s period=10s #success=1 #failure=3
     readiness: http-get http://:8000/health delay=0s timeout=1s period=5s #success=1 #failure=3
-    >>> mine = probesets.from_functions(lambda prev, now: now.ok, lambda prev, now: now.ok)
-    >>> mine.liveness.handler.describe()
-    'call liveness()'
+    >>> probesets.from_manifest(probesets.INCIDENT_MANIFEST).liveness.handler.describe()
+    'tcp-socket :8000'
 
-Periods and thresholds are manifest seconds, played 10x faster (`TIMING`: 1 manifest second
-= 0.1 s); probe *timeouts* stay real seconds (1 s), because a deadline on a real HTTP exchange
-cannot be scaled. `from_functions(liveness, readiness)` wraps two functions
-`f(previous, current) -> bool` over `Scrape`s of /metrics: at every probe the prober scrapes
-/metrics with a deadline just under the probe's timeout, calls the function with the previous
-scrape of the same container (None at first) and this one, and keeps this one for next time.
-A function that raises, or returns anything but True, fails the probe.
+Periods and thresholds are manifest seconds, played 10x faster (`TIMING`: 1 manifest second =
+0.1 s); probe *timeouts* stay real seconds (at least 1 s), because a deadline on a real HTTP
+exchange cannot be scaled. `from_manifest(text)` takes the probes (and ports) of a Pod or
+Deployment manifest, validated against the Kubernetes schema (`labsupport.k8s.manifests`); the
+container's image, command and grace period stay the lab's. `ProbeSet.handlers` are the logic
+the server itself runs behind `GET /livez` and `GET /readyz` (`serving.own_probes`), e.g. your
+exercise functions as `lab.ref(...)`: a server given learner code runs contained.
 """
 
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 
 import httpx
 
+from labsupport.k8s import manifests
 from labsupport.k8s.events import Timing
 from labsupport.k8s.probes import Call, HTTPGet, Probe, ProbeTarget, TCPSocket
 from labsupport.k8s.spec import PodSpec, Port
-from labsupport.serving.scrape import Scrape, scrape_metrics
 
 CONTAINER_PORT = 8000
-MAX_NUM_SEQS = 32  # requests the server runs at once; more wait in its queue
-STEP_MS = 20.0  # each engine step takes at least this long (a stand-in for GPU time per step)
-SERVER_ARGS = ("--min-step-ms", f"{STEP_MS:g}", "--max-num-seqs", str(MAX_NUM_SEQS))
 TIMING = Timing(time_scale=0.1, min_probe_timeout_s=1.0)
-GRACE_SECONDS = 5  # terminationGracePeriodSeconds (manifest): a stuck server is SIGKILLed soon
+GRACE_SECONDS = 5  # terminationGracePeriodSeconds of the lab's pod: a stuck server is SIGKILLed
 
 STARTUP = Probe(
     HTTPGet("/health", CONTAINER_PORT), period_seconds=2, timeout_seconds=1, failure_threshold=300
@@ -55,75 +49,81 @@ def readiness_probe(handler) -> Probe:
 
 @dataclass(frozen=True)
 class ProbeSet:
-    """Startup, liveness and readiness probes of one pod design."""
+    """Startup, liveness and readiness probes of one pod design, and what the server runs."""
 
     name: str
     liveness: Probe
     readiness: Probe
-    startup: Probe = STARTUP
+    startup: Probe | None = STARTUP
+    ports: tuple = (Port(CONTAINER_PORT, "http"),)
+    handlers: dict = field(default_factory=dict)  # "livez"/"readyz" -> fn or ref (own_probes)
 
-    def pod_spec(self, *server_args: str, device: str = "auto") -> PodSpec:
+    def pod_spec(self, server_args=(), device: str = "auto") -> PodSpec:
         """The model server as a one-container pod with these probes."""
+        from labsupport.serving.shutdown import encode_handler
+
         command = [
             sys.executable, "-m", "labsupport.serving.serve_cli", "--port", "$(PORT)",
-            "--device", device, *SERVER_ARGS, *server_args,
+            "--device", device, *server_args,
         ]  # fmt: skip
+        for endpoint, fn in sorted(self.handlers.items()):
+            command += [f"--{endpoint}-handler", fn if isinstance(fn, str) else encode_handler(fn)]
         return PodSpec(
             command=command,
             name="server",
-            ports=[Port(CONTAINER_PORT, "http")],
+            ports=self.ports,
             startup_probe=self.startup,
             liveness_probe=self.liveness,
             readiness_probe=self.readiness,
             termination_grace_period_seconds=GRACE_SECONDS,
         )
 
+    def with_handlers(self, **handlers) -> ProbeSet:
+        """The same probes, the server answering /livez and /readyz with `handlers`
+        (functions, `lab.ref(...)`s, or functions defined in this notebook)."""
+        sent = {k: as_handler(fn) for k, fn in handlers.items()}
+        return ProbeSet(self.name, self.liveness, self.readiness, self.startup, self.ports, sent)
+
     def describe(self) -> str:
         return "\n".join(
             f"{kind + ':':<10} {getattr(self, kind).describe()}"
             for kind in ("startup", "liveness", "readiness")
+            if getattr(self, kind) is not None
         )
 
 
-@dataclass(eq=False)
-class ScrapeCheck:
-    """A probe handler (for `Call`) that scrapes /metrics and asks `fn(previous, current)`."""
+def as_handler(fn):
+    """`fn` as a server can load it. A function defined in this notebook goes with the exercise
+    cells it was defined in (the latest ones in the kernel's history, so helpers defined beside
+    it come along), as `check()` sends them; an importable function goes by name."""
+    if fn is None or hasattr(fn, "load") or getattr(fn, "__module__", None) != "__main__":
+        from labsupport.portable import sendable
 
-    fn: object
-    name: str
-    timeout_s: float = 0.9  # under the probe's 1 s timeout: the scrape always ends first
-    history: list = field(default_factory=list)  # (time.monotonic(), verdict, Scrape)
+        return sendable(fn)
+    from labsupport.grading.live import history_cells
+    from labsupport.grading.target import ExerciseRef, exercise_names, module_label
+    from labsupport.labs import get
 
-    def __post_init__(self):
-        self._previous: dict[int, tuple[ProbeTarget, Scrape]] = {}
-        self._lock = threading.Lock()
+    try:
+        history = list(get_ipython().user_ns["In"])  # type: ignore[name-defined]  # noqa: F821
+    except (NameError, KeyError):
+        from labsupport.portable import portable
 
-    def __call__(self, target: ProbeTarget):
-        now = scrape_metrics(target.url("/", CONTAINER_PORT).rstrip("/"), self.timeout_s)
-        with self._lock:  # one entry per container run: the kubelet makes a new target for each
-            kept = self._previous.get(id(target))
-            previous = kept[1] if kept is not None and kept[0] is target else None
-            self._previous[id(target)] = (target, now)
-        verdict = self.fn(previous, now)
-        self.history.append((time.monotonic(), verdict is True, now))
-        if not isinstance(verdict, bool):
-            return False, f"{self.name}() returned {verdict!r}, not True or False"
-        return verdict, f"{self.name}(): {verdict} ({now.describe()})"
+        return portable(fn)
+    names = sorted({*exercise_names(get(278)), fn.__name__})
+    return ExerciseRef("\n\n".join(history_cells(history, names)), module_label(278), fn.__name__)
 
 
-def from_functions(liveness, readiness=None, name: str = "yours") -> ProbeSet:
-    """Probes that call `liveness(previous, current)` and `readiness(previous, current)`.
-
-    readiness=None keeps an httpGet /health readiness probe (to judge a liveness alone).
-    """
+def from_manifest(text, name: str = "yours") -> ProbeSet:
+    """The probes and ports of a validated Pod (or Deployment) manifest (ManifestError if not)."""
+    spec = manifests.pod_spec(text, command=("lab-server",))
+    missing = [k for k in ("liveness_probe", "readiness_probe") if getattr(spec, k) is None]
+    if missing:
+        raise manifests.ManifestError(
+            [f"the container has no {k.replace('_probe', 'Probe')}" for k in missing]
+        )
     return ProbeSet(
-        name,
-        liveness_probe(Call(ScrapeCheck(liveness, "liveness"), "liveness")),
-        readiness_probe(
-            HTTPGet("/health", CONTAINER_PORT)
-            if readiness is None
-            else Call(ScrapeCheck(readiness, "readiness"), "readiness")
-        ),
+        name, spec.liveness_probe, spec.readiness_probe, spec.startup_probe, tuple(spec.ports)
     )
 
 
@@ -160,3 +160,33 @@ CLASSIC = ProbeSet(
     liveness_probe(HTTPGet("/health", CONTAINER_PORT)),
     readiness_probe(Call(INFERENCE, "inference")),
 )
+
+INCIDENT_MANIFEST = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: llm-0
+  labels: {app: llm-chat}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: server
+    image: registry.example.com/llm-server:2.3.1
+    command: [python, -m, labsupport.serving.serve_cli, --port, "8000"]
+    ports:
+    - {name: http, containerPort: 8000}
+    startupProbe:          # the model loads before the port opens: up to 600 s
+      httpGet: {path: /health, port: 8000}
+      periodSeconds: 2
+      failureThreshold: 300
+    livenessProbe:
+      tcpSocket: {port: 8000}
+      periodSeconds: 10
+      timeoutSeconds: 1
+      failureThreshold: 3
+    readinessProbe:
+      httpGet: {path: /health, port: 8000}
+      periodSeconds: 5
+      timeoutSeconds: 1
+      failureThreshold: 3
+"""

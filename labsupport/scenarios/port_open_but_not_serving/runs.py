@@ -1,23 +1,29 @@
-"""Faults and loads against a supervised model-server pod whose probes act.
+"""A supervised model-server pod through loads and faults, its probes acting on it.
 
-    >>> from labsupport.scenarios.port_open_but_not_serving import probesets, runs
-    >>> run = runs.run_fault("wedged_engine", probesets.INCIDENT, window_s=4)  # ~10 s
-    >>> run.verdicts["wedged_engine"].what       # tcpSocket liveness: the port still answers
+    >>> from labsupport.scenarios.port_open_but_not_serving import probesets, runs, variant
+    >>> run = runs.run_fault("wedged_engine", probesets.INCIDENT, variant(0), window_s=4)
+    >>> run.verdicts["wedged_engine"].what      # ~10 s: tcpSocket liveness, the port answers
     'never restarted in 4 s and still Ready: traffic keeps going to it'
 
-Each run starts the real server (`labsupport.serving`) as a pod of `labsupport.k8s` with the
-given probes (kubelet semantics: periods, timeouts, failure thresholds, restarts), waits until
-it is Ready, sends light traffic, then:
+Each run starts the real server (`labsupport.serving`, the variant's capacity and step pace) as a
+pod of `labsupport.k8s` with the given probes (kubelet semantics: periods, timeouts, failure
+thresholds, restarts, back-off), waits until it is Ready, sends the variant's light traffic,
+then:
 
-- `run_fault(fault, probes)`: switches a fault on at run time (`POST /admin/fault`) and watches
-  for `window_s` seconds (or until the pod was restarted and is Ready again);
-- `run_loads(probes)`: idle, light load, heavy load (64 clients for a server that runs 32
-  requests at a time: ~32 wait), overload (224 clients: ~190 wait), then the overload stops.
+- `run_fault(fault, probes, variant)`: switches a server fault on at run time
+  (`POST /admin/fault`, with the run's admin token) and watches for `window_s` seconds, or
+  until the liveness probe has restarted the container and it is Ready again;
+- `run_loads(probes, variant)`: idle, light traffic, the daily peak (`variant.peak` clients for
+  a server that runs `variant.capacity` at once: a batch waits), a retry storm
+  (`variant.overload` clients) through a gateway with `gateway_limit` (None: no limit), then the
+  storm stops and what was admitted drains; `then_fault` switches a fault on afterwards.
 
-`shadows` are extra probes that watch the same pod and act on nothing: a shadow readiness
-shows when that probe would have taken the pod out of the Service, a shadow liveness when it
-would have restarted it. The result holds the pod's timeline, one `View` per probe design
-and a `Verdict` per scenario (see `timeline`). Everything is stopped when a run returns.
+Light traffic gives up after `GATEWAY_TIMEOUT_S` in a fault run (a gateway's 504). `shadows`
+are probes that watch the same pod and act on nothing: a shadow readiness shows when that probe
+would have taken the pod out of the Service, a shadow liveness when it would have restarted it.
+`evidence=True` also gathers what an on-call engineer sees during the fault (`evidence`). A run
+returns a `PodRun`: the pod's timeline, one `View` per design, a `Verdict` per scenario.
+Everything is stopped when it returns.
 """
 
 from __future__ import annotations
@@ -33,17 +39,18 @@ import httpx
 from labsupport.k8s.pod import Pod
 from labsupport.k8s.probes import Probe, ProbeWorker
 from labsupport.scenarios.port_open_but_not_serving import probesets
+from labsupport.scenarios.port_open_but_not_serving.gateway import Gateway
 from labsupport.scenarios.port_open_but_not_serving.timeline import FAULTS, LOADS, View, judge
 from labsupport.serving.admin import new_token, post_fault, token_env
 from labsupport.serving.load import SteadyLoad
 
-FAULT_VALUES = {"gil_busy_loop": 2000.0, "blocked_event_loop": 10.0, "wedged_engine": None}
-LIGHT = {"concurrency": 2, "max_tokens": 16}
-GATEWAY_TIMEOUT_S = 2.0  # in fault runs the light clients give up like a gateway (a 504)
-HEAVY = {"concurrency": 64, "max_tokens": 96}
-OVERLOAD_EXTRA = {"concurrency": 160, "max_tokens": 96}  # on top of HEAVY: 224 clients
+GATEWAY_TIMEOUT_S = 2.0
 START_TIMEOUT_S = 90.0  # a cold start on a busy machine (torch import, weights, warm-up)
 READY_TIMEOUT_S = 10.0  # a started, idle, healthy server that is not Ready by then never will be
+PHASES_S = {  # seconds of each load phase, by scale (the suite's run is shorter)
+    "full": {"idle": 3.0, "light": 2.0, "heavy_load": 5.0, "overload": 5.0, "drain": 1.0},
+    "suite": {"idle": 2.0, "light": 1.5, "heavy_load": 4.0, "overload": 4.0, "drain": 1.0},
+}
 
 
 class ScenarioError(RuntimeError):
@@ -66,10 +73,6 @@ def classic_shadows() -> list[Shadow]:
     ]
 
 
-def inference_shadow() -> list[Shadow]:
-    return [Shadow(probesets.CLASSIC.name, "readiness", probesets.CLASSIC.readiness)]
-
-
 @dataclass
 class PodRun:
     """One pod's story: times in seconds since the pod was created."""
@@ -82,8 +85,10 @@ class PodRun:
     starts: list = field(default_factory=list)  # t of each container start
     unhealthy: list = field(default_factory=list)  # (t, kind, message) failed probes
     shadow_results: dict = field(default_factory=dict)  # (name, kind) -> [(t, ok, state)]
-    loads: dict = field(default_factory=dict)  # phase -> outcome counts
-    requests: list = field(default_factory=list)  # light traffic: (start t, latency s, status)
+    requests: list = field(default_factory=list)  # (start t, latency s, status, load name)
+    traffic: dict = field(default_factory=dict)  # phase -> shed, served, p50_s, in_flight_max
+    queue_bound: int | None = None  # in flight at the replica that keeps a storm's queue short
+    gateway: str = ""  # what the gateway did
     never_ready: bool = False
     views: dict = field(default_factory=dict)  # probe design -> View
     verdicts: dict = field(default_factory=dict)  # scenario -> Verdict (the pod's own probes)
@@ -92,10 +97,11 @@ class PodRun:
     logs: str = ""
     describe: str = ""  # `kubectl describe pod` at the end of the run
     device: str = ""  # where the engine ran ("cpu", "cuda"), as the server printed it
+    evidence: object = None  # evidence.Evidence gathered during the fault, when asked
 
-    def traffic(self, t0: float, t1: float) -> dict:
+    def served(self, t0: float, t1: float) -> dict:
         """Requests that started in [t0, t1): served, failed, median latency of the served."""
-        rs = [(d, s) for t, d, s in self.requests if t0 <= t < t1]
+        rs = [(d, s) for t, d, s, _ in self.requests if t0 <= t < t1]
         ok = sorted(d for d, s in rs if s == "ok")
         p50 = ok[len(ok) // 2] if ok else None
         return {"served": len(ok), "failed": len(rs) - len(ok), "p50_s": p50}
@@ -104,8 +110,16 @@ class PodRun:
     def restarts(self) -> int:
         return max(0, len(self.starts) - 1)
 
-    def first(self, phase: str) -> float:
-        return self.phases[phase][0]
+
+def phase_traffic(requests: list, t0: float, t1: float) -> dict:
+    """Requests that started in [t0, t1): shed by the gateway, served, median latency served."""
+    rs = [(d, s) for t, d, s, _ in requests if t0 <= t < t1]
+    ok = sorted(d for d, s in rs if s == "ok")
+    return {
+        "shed": sum(s == "http_429" for _, s in rs),
+        "served": len(ok),
+        "p50_s": ok[len(ok) // 2] if ok else None,
+    }
 
 
 class _Recorder:
@@ -136,10 +150,11 @@ class _Recorder:
 class _Session:
     """The pod under test, its recorder, and the shadows watching it."""
 
-    def __init__(self, pod: Pod, run: PodRun, rec: _Recorder, admin_token: str | None = None):
+    def __init__(self, pod: Pod, run: PodRun, rec: _Recorder, admin_token: str):
         self.pod, self.run, self.rec = pod, run, rec
         self.admin_token = admin_token  # the server's /admin token, handed over in its env
         self.workers: list[ProbeWorker] = []
+        self.loads: list[SteadyLoad] = []
 
     @property
     def base_url(self) -> str:
@@ -155,20 +170,35 @@ class _Session:
             time.sleep(0.05)
         self.run.shadows_from = self.rec.now()
 
+    def load(self, name: str, clients: int, variant, **kwargs) -> SteadyLoad:
+        load = SteadyLoad(
+            self.base_url, concurrency=clients, max_tokens=variant.max_tokens, name=name, **kwargs
+        )
+        self.loads.append(load)
+        return load
+
+    def fault(self, name: str, variant, enabled: bool = True):
+        value = variant.fault_value(name) if enabled else None
+
+        def send():
+            with contextlib.suppress(httpx.HTTPError):
+                post_fault(self.base_url, self.admin_token, name, value, enabled=enabled,
+                           timeout_s=20.0)  # fmt: skip
+
+        thread = threading.Thread(target=send, name=f"srelab-fault-{name}", daemon=True)
+        thread.start()
+        return thread
+
 
 @contextlib.contextmanager
-def _supervised(probes: probesets.ProbeSet, scenarios, echo):
+def _supervised(probes: probesets.ProbeSet, variant, scenarios, echo, device: str = "auto"):
     run = PodRun(probes.name, tuple(scenarios))
     rec = _Recorder(run)
     run.ready.append((0.0, False))
     token = new_token()
-    pod = Pod(
-        "llm-0",
-        probes.pod_spec().with_env(**token_env(token)),
-        timing=probesets.TIMING,
-        on_event=rec.on_event,
-        on_change=rec.on_change,
-    )
+    spec = probes.pod_spec(variant.server_args(), device=device).with_env(**token_env(token))
+    pod = Pod("llm-0", spec, timing=probesets.TIMING, on_event=rec.on_event,
+              on_change=rec.on_change)  # fmt: skip
     session = _Session(pod, run, rec, token)
     try:
         pod.start()
@@ -185,6 +215,13 @@ def _supervised(probes: probesets.ProbeSet, scenarios, echo):
     finally:
         for w in session.workers:
             w.stop(join=False)
+        for load in session.loads:
+            load.stop()
+        run.requests = sorted(
+            (o.start_s - rec.t0, o.latency_s, o.status, load.name)
+            for load in session.loads
+            for o in load.outcomes
+        )
         run.logs = pod.logs() if pod.container is not None else ""
         run.describe = pod.describe()
         run.device = _device(run.logs)
@@ -192,10 +229,6 @@ def _supervised(probes: probesets.ProbeSet, scenarios, echo):
         for w in session.workers:
             w.stop()
         _finish(run)
-
-
-def _requests(load: SteadyLoad, rec: _Recorder) -> list:
-    return [(o.start_s - rec.t0, o.latency_s, o.status) for o in load.outcomes]
 
 
 def _device(logs: str) -> str:
@@ -216,6 +249,11 @@ def _shadow(s: Shadow, pod: Pod, rec: _Recorder, results: list) -> ProbeWorker:
 
 
 def _finish(run: PodRun) -> None:
+    for phase in ("healthy", "heavy_load", "overload"):
+        if phase in run.phases:
+            run.traffic.setdefault(phase, {}).update(
+                phase_traffic(run.requests, *run.phases[phase]), queue_bound=run.queue_bound
+            )
     run.views[run.probes] = View(list(run.ready), [t for t, kind in run.kills if kind])
     for (name, kind), results in run.shadow_results.items():
         view = run.views.setdefault(name, View([], []))
@@ -229,14 +267,16 @@ def _finish(run: PodRun) -> None:
             kill = next((t for t, _ok, state in results if state is False), None)
             view.kills = [] if kill is None else [kill]
     for name, view in run.views.items():
-        if name != run.probes and not any(k == "readiness" for n, k in run.shadow_results
-                                          if n == name):  # fmt: skip
+        shadowed = {k for n, k in run.shadow_results if n == name}
+        if name != run.probes and "readiness" not in shadowed:
             view.ready = list(run.ready)  # no shadow readiness: the pod's own
         phases = dict(run.phases)
         if name != run.probes and "healthy" in phases:  # a shadow judges only what it watched
             h0, h1 = phases["healthy"]
             phases["healthy"] = (max(h0, run.shadows_from), h1)
-        verdicts = {s: judge(s, view, phases) for s in run.scenarios if _judgeable(s, run)}
+        verdicts = {
+            s: judge(s, view, phases, run.traffic) for s in run.scenarios if _judgeable(s, run)
+        }
         if name == run.probes:
             run.verdicts = verdicts
         else:
@@ -250,117 +290,114 @@ def _judgeable(scenario: str, run: PodRun) -> bool:
     return all(p in run.phases for p in needs)
 
 
-def _post_fault(
-    base_url: str, name: str, value: float | None, enabled: bool = True, token: str | None = None
-):
-    def send():
-        with contextlib.suppress(httpx.HTTPError):
-            post_fault(base_url, token, name, value, enabled=enabled, timeout_s=20.0)
+def _watch_fault(session: _Session, fault: str, variant, window_s: float, until_recovered: bool,
+                 evidence: bool, echo) -> None:  # fmt: skip
+    pod, run, rec = session.pod, session.run, session.rec
+    t_fault = rec.now()
+    if echo:
+        echo(f"[{t_fault:5.1f} s] the fault starts")
+    sender = session.fault(fault, variant)
+    end = t_fault + window_s
+    if evidence and pod.pid is not None:
+        from labsupport.scenarios.port_open_but_not_serving.evidence import gather
 
-    thread = threading.Thread(target=send, name=f"srelab-fault-{name}", daemon=True)
-    thread.start()
-    return thread
+        time.sleep(1.0)  # let it bite
+        run.evidence = gather(session.base_url, pod.pid, ticks=4)
+    while rec.now() < end:
+        killed = [t for t, _ in run.kills if t >= t_fault]
+        restarted = killed and any(t > killed[0] for t in run.starts)
+        if until_recovered and restarted and pod.ready:
+            end = rec.now()
+            break
+        time.sleep(0.05)
+    run.phases["fault"] = (t_fault, end)
+    if echo:
+        echo(f"[{rec.now():5.1f} s] end: {len(run.kills)} probe kill(s), "
+             f"{'Ready' if pod.ready else 'not Ready'}")  # fmt: skip
+    sender.join(0.1)
 
 
 def run_fault(
     fault: str,
     probes: probesets.ProbeSet,
+    variant,
     *,
     window_s: float = 10.0,
-    pre_s: float = 2.0,
     until_recovered: bool = True,
     shadows: list[Shadow] | None = None,
-    value: float | None = None,
+    evidence: bool = False,
+    device: str = "auto",
     echo=None,
 ) -> PodRun:
-    """Switch `fault` on in a Ready pod under light load and watch what its probes do.
+    """Switch `fault` on in a Ready pod under light traffic and watch what its probes do.
 
     The run ends `window_s` after the fault, or earlier once the liveness probe has restarted
     the container and it is Ready again (`until_recovered`; shadows need the full window).
     """
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
-    value = FAULT_VALUES[fault] if value is None else value
-    with _supervised(probes, [fault], echo) as session:
-        pod, run, rec = session.pod, session.run, session.rec
-        if run.never_ready:
-            return run
+    with _supervised(probes, variant, [fault], echo, device) as session:
+        if session.run.never_ready:
+            return session.run
         session.start_shadows(shadows or [])
-        base_url = session.base_url
-        with SteadyLoad(
-            base_url, name="light", request_timeout_s=GATEWAY_TIMEOUT_S, **LIGHT
-        ) as light:
-            time.sleep(pre_s)
-            t_fault = rec.now()
-            if echo:
-                echo(f"[{t_fault:5.1f} s] fault on: {fault}")
-            sender = _post_fault(base_url, fault, value, token=session.admin_token)
-            end = t_fault + window_s
-            while rec.now() < end:
-                killed = [t for t, _ in run.kills if t >= t_fault]
-                restarted = killed and any(t > killed[0] for t in run.starts)
-                if until_recovered and not shadows and restarted and pod.ready:
-                    end = rec.now()
-                    break
-                time.sleep(0.05)
-            run.phases["fault"] = (t_fault, end)
-            run.loads["fault"] = light.counts(rec.t0 + t_fault, rec.t0 + end)
-            if echo:
-                echo(f"[{rec.now():5.1f} s] end: {len(run.kills)} probe kill(s), "
-                     f"{'Ready' if pod.ready else 'not Ready'}")  # fmt: skip
-        run.requests = _requests(light, rec)
-        sender.join(0.1)
-    return run
+        session.load("light", variant.light, variant, request_timeout_s=GATEWAY_TIMEOUT_S).start()
+        time.sleep(variant.fault_after_s)
+        recover = until_recovered and not shadows and not evidence
+        _watch_fault(session, fault, variant, window_s, recover, evidence, echo)
+    return session.run
 
 
 def run_loads(
     probes: probesets.ProbeSet,
+    variant,
     *,
+    gateway_limit: int | None = None,
     shadows: list[Shadow] | None = None,
-    idle_s: float = 4.0,
-    light_s: float = 2.0,
-    heavy_s: float = 7.0,
-    overload_s: float = 5.0,
-    drain_s: float = 5.0,
+    then_fault: str | None = None,
+    window_s: float = 10.0,
+    scale: str = "full",
+    device: str = "auto",
     echo=None,
 ) -> PodRun:
-    """Idle, light, heavy and overload phases on one Ready pod, then the overload stops."""
-    with _supervised(probes, LOADS, echo) as session:
-        pod, run, rec = session.pod, session.run, session.rec
+    """Idle, light, peak and storm phases on one Ready pod; then, optionally, a fault."""
+    seconds = PHASES_S[scale]
+    scenarios = LOADS + ((then_fault,) if then_fault else ())
+    with _supervised(probes, variant, scenarios, echo, device) as session:
+        run, rec = session.run, session.rec
         if run.never_ready:
             return run
-        url = session.base_url
+        gate = Gateway(gateway_limit)
 
-        def phase(name: str, seconds: float, load: SteadyLoad | None = None) -> None:
+        def phase(name: str) -> None:
             t0 = rec.now()
             if echo:
-                echo(f"[{t0:5.1f} s] {name}")
-            time.sleep(seconds)
+                echo(f"[{t0:5.1f} s] {name.replace('_', ' ')}")
+            time.sleep(seconds[name])
             run.phases[name] = (t0, rec.now())
-            if load is not None:
-                run.loads[name] = load.counts(rec.t0 + t0, rec.t0 + rec.now())
 
         t_idle = rec.now()
-        time.sleep(idle_s)
-        with SteadyLoad(url, name="light", **LIGHT) as light:
-            # shadows start with the traffic: a 1-token probe is itself traffic, and the idle
-            # phase must stay idle for the pod's own probes
-            session.start_shadows(shadows or [])
-            phase("light", light_s, light)
-            run.phases["healthy"] = (t_idle, run.phases["light"][1])
-            heavy = SteadyLoad(url, name="heavy", **HEAVY).start()
-            over = SteadyLoad(url, name="overload", **OVERLOAD_EXTRA)
-            try:
-                phase("heavy_load", heavy_s, heavy)
-                over.start()
-                phase("overload", overload_s, heavy)
-            finally:
-                over.stop()
-                heavy.stop()
-            t_drain = rec.now()
-            end = t_drain + drain_s
-            while rec.now() < end and not (pod.ready and rec.now() > t_drain + 0.5):
-                time.sleep(0.05)
-            run.phases["drain"] = (t_drain, rec.now())
-        run.requests = sorted(_requests(light, rec) + _requests(heavy, rec) + _requests(over, rec))
+        time.sleep(seconds["idle"])
+        # shadows start with the traffic: a 1-token probe is itself traffic, and the idle
+        # phase must stay idle for the pod's own probes
+        session.start_shadows(shadows or [])
+        session.load("light", variant.light, variant, gate=gate).start()
+        phase("light")
+        run.phases["healthy"] = (t_idle, run.phases["light"][1])
+        heavy = session.load("heavy", variant.peak - variant.light, variant, gate=gate).start()
+        phase("heavy_load")
+        storm = variant.overload - variant.peak
+        over = session.load("overload", storm, variant, gate=gate).start()
+        phase("overload")
+        t_drain = rec.now()
+        over.stop()  # the storm ends (the server aborts what it held)
+        heavy.stop()
+        time.sleep(seconds["drain"])
+        run.phases["drain"] = (t_drain, rec.now())
+        run.gateway = gate.describe()
+        run.queue_bound = 3 * variant.capacity  # running, and two batches waiting
+        for name in ("heavy_load", "overload"):
+            a, b = run.phases[name]
+            run.traffic[name] = {"in_flight_max": gate.max_in_flight(rec.t0 + a, rec.t0 + b)}
+        if then_fault:
+            _watch_fault(session, then_fault, variant, window_s, True, False, echo)
     return run

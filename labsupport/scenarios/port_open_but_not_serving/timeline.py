@@ -11,11 +11,16 @@ A `View` is what a set of probes did: when the pod's Ready condition changed and
 failed probe killed the container. It comes from the pod itself, or from a *shadow* probe that
 watches the same pod without acting (a shadow liveness "kills" when it reaches its failure
 threshold: that is when the kubelet would have restarted the container). `judge` applies the
-rule of each scenario to a view (times in seconds since the pod was created):
+rule of each scenario (times in seconds since the pod was created; `traffic` per phase, as the
+clients and the gateway saw it: requests shed, the most in flight at the replica):
 
-- healthy, heavy_load: Ready all through the phase and no kill;
-- overload: taken out of the Service (not Ready) during the overload, never killed, Ready again
-  once the queue has drained;
+- healthy: Ready all through idle and light traffic, no kill;
+- heavy_load (the daily peak): Ready all through, no kill, and nothing shed at the gateway;
+- overload (a retry storm): still Ready and never killed - every replica sees the same storm,
+  and a replica taken out of the Service only moves its share onto the others - while the
+  gateway sheds the excess: requests answered 429 at once, and at most `queue_bound` requests
+  in flight at the replica (its capacity running and two batches waiting), as the gateway
+  counted them;
 - gil_busy_loop, blocked_event_loop, wedged_engine: killed by the liveness probe within the
   window after the fault, and not killed before it.
 """
@@ -28,12 +33,12 @@ FAULTS = ("gil_busy_loop", "blocked_event_loop", "wedged_engine")
 LOADS = ("healthy", "heavy_load", "overload")
 SCENARIOS = LOADS + FAULTS
 LABELS = {
-    "healthy": "healthy (idle, light load)",
-    "heavy_load": "heavy healthy load",
-    "overload": "overload (queue >> capacity)",
-    "gil_busy_loop": "GIL held by a busy thread",
+    "healthy": "healthy (idle, light traffic)",
+    "heavy_load": "daily peak (queue of a batch)",
+    "overload": "retry storm (queue >> capacity)",
+    "gil_busy_loop": "GIL held by a thread",
     "blocked_event_loop": "event loop blocked",
-    "wedged_engine": "engine step wedged",
+    "wedged_engine": "engine stalled",
 }
 
 
@@ -78,59 +83,66 @@ class View:
 class Verdict:
     scenario: str
     handled: bool
-    detected_s: float | None  # fault or overload to kill / unready, seconds; None: not seen
-    what: str  # one line: what the probes did
+    detected_s: float | None  # fault to kill, seconds; None: not seen (or not a fault)
+    what: str  # one line: what the probes (and the gateway) did
 
     @property
     def mark(self) -> str:
         return "yes" if self.handled else "NO"
 
 
-def judge(scenario: str, view: View, phases: dict) -> Verdict:
-    """The verdict of `view` for `scenario`; `phases` maps phase name -> (start, end) seconds."""
+def judge(scenario: str, view: View, phases: dict, traffic: dict | None = None) -> Verdict:
+    """The verdict of `view` for `scenario`; `phases` maps phase name -> (start, end) seconds,
+    `traffic` phase name -> {"shed": n, "p50_s": median latency of admitted requests}."""
+    traffic = traffic or {}
     if scenario in ("healthy", "heavy_load"):
         t0, t1 = phases[scenario]
         kills, down = view.kills_in(t0, t1), view.unready_s(t0, t1)
-        ok = not kills and down == 0
-        what = (
-            "stayed Ready, never restarted"
-            if ok
-            else f"not Ready for {down:.1f} s of {t1 - t0:.1f} s, {len(kills)} restart(s)"
-        )
-        return Verdict(scenario, ok, None, what)
+        shed = traffic.get(scenario, {}).get("shed", 0)
+        if kills or down:
+            what = f"not Ready for {down:.1f} s of {t1 - t0:.1f} s, {len(kills)} restart(s)"
+        elif shed:
+            what = f"the gateway shed {shed} requests of healthy traffic with 429"
+        else:
+            what = "stayed Ready, never restarted, nothing shed"
+        return Verdict(scenario, not (kills or down or shed), None, what)
     if scenario == "overload":
         t0, t1 = phases["overload"]
-        d0, d1 = phases["drain"]
-        spans = view.unready_spans(t0, t1)
-        kills = view.kills_in(t0, d1)
-        back = view.ready_at(d1) or any(r and d0 <= t < d1 for t, r in view.ready)
-        detected = spans[0][0] - t0 if spans else None
-        ok = bool(spans) and not kills and back
-        if ok:
-            what = f"taken out of the Service after {detected:.1f} s, Ready again after the drain"
-        elif kills:
+        kills = view.kills_in(phases.get("heavy_load", (t0, t1))[0], phases["drain"][1])
+        down = view.unready_s(t0, t1)
+        storm = traffic.get("overload", {})
+        shed, queue = storm.get("shed", 0), storm.get("in_flight_max")
+        bound = storm.get("queue_bound")
+        if kills:
             what = f"restarted {len(kills)} time(s): a liveness probe killed a busy, healthy server"
-        elif not spans:
-            what = "stayed Ready: kept receiving traffic with the queue far beyond capacity"
+        elif down:
+            what = (
+                f"taken out of the Service for {down:.1f} s: every replica sees the same storm, "
+                "and the others get this one's share on top"
+            )
+        elif not shed:
+            what = f"nothing shed: up to {queue} requests queued at the replica"
+        elif queue is None or bound is None or queue > bound:
+            what = f"{shed} shed, too few: up to {queue} in flight at the replica (bound {bound})"
         else:
-            what = "taken out of the Service and not Ready again once the queue had drained"
-        return Verdict(scenario, ok, detected, what)
+            what = f"stayed Ready; {shed} shed with 429, at most {queue} in flight at the replica"
+        ok = not kills and not down and shed > 0 and queue is not None and bound is not None
+        return Verdict(scenario, ok and queue <= bound, None, what)
     if scenario in FAULTS:
         t_fault, t_end = phases["fault"]
         early = view.kills_in(0.0, t_fault)
         kills = view.kills_in(t_fault, t_end)
         detected = kills[0] - t_fault if kills else None
-        ok = bool(kills) and not early
         if early:
             what = f"restarted {len(early)} time(s) before the fault: the probe kills healthy pods"
         elif kills:
             what = f"liveness restarted it {detected:.1f} s after the fault"
         else:
             down = view.unready_s(t_fault, t_end)
-            what = (
-                f"never restarted in {t_end - t_fault:.0f} s"
-                + (f" (not Ready for {down:.1f} s: out of the Service, stuck)" if down else
-                   " and still Ready: traffic keeps going to it")
-            )  # fmt: skip
-        return Verdict(scenario, ok, detected, what)
+            what = f"never restarted in {t_end - t_fault:.0f} s" + (
+                f" (not Ready for {down:.1f} s: out of the Service, stuck)"
+                if down
+                else " and still Ready: traffic keeps going to it"
+            )
+        return Verdict(scenario, bool(kills) and not early, detected, what)
     raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")

@@ -7,16 +7,25 @@
     >>> c.handled("incident"), c.handled("yours"), c.detection_s("yours")
     (0, 1, {'wedged_engine': 3.5})
 
-`compare(liveness, readiness)` (about 2 minutes on a CPU) runs every scenario twice on fresh
-pods: once with the incident's probes (tcpSocket liveness, httpGet /health readiness) - each
-fault watched for the whole window, since nothing restarts the pod - with the classic
-answer's probes (httpGet /health liveness, 1-token inference readiness) as shadows on the same
-pods, and once with your functions as the pod's probes. Each design gets one verdict per
-scenario (`timeline.judge`); `handled(design)` counts the scenarios it got right.
+`compare(variant, yours, gateway_limit)` (about 2 minutes on a CPU) runs every scenario on fresh
+pods, for two designs:
+
+1. the **incident's**: tcpSocket liveness, httpGet /health readiness, a gateway without a limit;
+   the **classic answer's** probes (httpGet /health liveness, a real 1-token completion as
+   readiness) watch the same pods as shadows that act on nothing, so their verdicts come from
+   the same run. Nothing restarts these pods, so the three faults run side by side, each
+   watched for the whole window.
+2. **yours** (`probesets.from_manifest(...).with_handlers(livez=..., readyz=...)`) behind your
+   gateway limit: the loads then the stalled engine on one pod, the two faults that keep a
+   process from answering side by side on two more.
+
+Each design gets one verdict per scenario (`timeline.judge`); `handled(design)` counts the
+scenarios it got right.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 from dataclasses import dataclass, field
 
 from labsupport.scenarios.port_open_but_not_serving import probesets
@@ -24,10 +33,11 @@ from labsupport.scenarios.port_open_but_not_serving import runs as pod_runs
 from labsupport.scenarios.port_open_but_not_serving.timeline import FAULTS, LABELS, SCENARIOS
 
 DESIGNS = {
-    "incident": "tcpSocket liveness + /health readiness",
-    "classic": "/health liveness + 1-token inference readiness",
-    "yours": "your liveness + readiness over /metrics",
+    "incident": "tcpSocket liveness + /health readiness, no gateway limit",
+    "classic": "/health liveness + 1-token inference readiness, no gateway limit",
+    "yours": "your /livez + /readyz + gateway limit",
 }
+ALONE = ("gil_busy_loop", "blocked_event_loop")  # faults on pods of their own
 
 
 @dataclass
@@ -46,7 +56,7 @@ class Comparison:
 
     def table(self) -> str:
         designs = list(self.scorecards)
-        lines = [f"{'scenario':<32}" + "".join(f"{d:>12}" for d in designs)]
+        lines = [f"{'scenario':<34}" + "".join(f"{d:>12}" for d in designs)]
         for s in SCENARIOS:
             cells = []
             for d in designs:
@@ -55,13 +65,13 @@ class Comparison:
                 if v is not None and v.handled and v.detected_s is not None:
                     cell += f" {v.detected_s:.1f}s"
                 cells.append(f"{cell:>12}")
-            lines.append(f"{LABELS[s]:<32}" + "".join(cells))
+            lines.append(f"{LABELS[s]:<34}" + "".join(cells))
         total = "".join(f"{f'{self.handled(d)} of {len(self.scorecards[d])}':>12}" for d in designs)
-        lines.append(f"{'handled right':<32}" + total)
+        lines.append(f"{'handled right':<34}" + total)
         return "\n".join(lines)
 
     def explain(self, design: str) -> str:
-        return "\n".join(f"{LABELS[s]:<32} {v.what}" for s, v in self.scorecards[design].items())
+        return "\n".join(f"{LABELS[s]:<34} {v.what}" for s, v in self.scorecards[design].items())
 
 
 def _merge(runs, attr: str, name: str | None = None) -> dict:
@@ -71,28 +81,50 @@ def _merge(runs, attr: str, name: str | None = None) -> dict:
     return out
 
 
+def _side_by_side(calls) -> list:
+    with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+        jobs = [pool.submit(fn, *args, **kwargs) for fn, args, kwargs in calls]
+        return [job.result() for job in jobs]
+
+
 def compare(
-    liveness, readiness, *, fault_window_s: float = 8.0, faults=FAULTS, echo=None
+    variant,
+    yours: probesets.ProbeSet,
+    gateway_limit: int | None,
+    *,
+    fault_window_s: float = 8.0,
+    scale: str = "full",
+    echo=None,
 ) -> Comparison:
     """Every scenario with the incident's probes (+ classic shadows), then with yours."""
-    yours = probesets.from_functions(liveness, readiness)
     runs: dict = {"incident": [], "yours": []}
-    for design, probes in (("incident", probesets.INCIDENT), ("yours", yours)):
-        if echo:
-            echo(f"--- {DESIGNS[design]}")
-        shadows = pod_runs.classic_shadows() if design == "incident" else None
-        runs[design].append(pod_runs.run_loads(probes, shadows=shadows, echo=echo))
-        for fault in faults:
-            runs[design].append(
-                pod_runs.run_fault(
-                    fault,
-                    probes,
-                    window_s=fault_window_s,
-                    until_recovered=design == "yours",
-                    shadows=shadows,
-                    echo=echo,
-                )
-            )
+    if echo:
+        echo(f"--- {DESIGNS['incident']} (shadows: {DESIGNS['classic']})")
+    shadows = pod_runs.classic_shadows()
+    runs["incident"].append(
+        pod_runs.run_loads(probesets.INCIDENT, variant, shadows=shadows, scale=scale, echo=echo)
+    )
+    kw = {"window_s": fault_window_s, "until_recovered": False, "shadows": shadows}
+    runs["incident"] += _side_by_side(
+        [(pod_runs.run_fault, (f, probesets.INCIDENT, variant), kw) for f in FAULTS]
+    )
+    if echo:
+        echo(f"--- {DESIGNS['yours']}")
+    window = variant.restart_within_s * probesets.TIMING.time_scale + 4.0
+    runs["yours"].append(
+        pod_runs.run_loads(
+            yours,
+            variant,
+            gateway_limit=gateway_limit,
+            then_fault="wedged_engine",
+            window_s=window,
+            scale=scale,
+            echo=echo,
+        )  # fmt: skip
+    )
+    runs["yours"] += _side_by_side(
+        [(pod_runs.run_fault, (f, yours, variant), {"window_s": window}) for f in ALONE]
+    )
     cards = {
         "incident": _merge(runs["incident"], "verdicts"),
         "classic": _merge(runs["incident"], "shadow_verdicts", probesets.CLASSIC.name),
