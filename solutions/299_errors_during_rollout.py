@@ -339,13 +339,15 @@ import yaml
 def fixed_manifest(
     production: str, propagation_s: float, longest_answer_s: float, node_gpus: int
 ) -> str:
-    """Production's Deployment (YAML text), fixed for a cluster with these numbers.
+    """Production's Deployment (YAML text), changed so that a rollout loses nothing there.
 
-    Keep its replicas, containers, probe and labels; add a preStop sleep that covers
-    propagation_s with a small margin, vLLM's `--shutdown-timeout` (once, whole seconds) for
-    the longest answer, a terminationGracePeriodSeconds that leaves the server that budget,
-    and an explicit RollingUpdate strategy (maxSurge, maxUnavailable) that the node's GPUs
-    allow (every replica takes one). All in manifest seconds.
+    The cluster: load balancers keep routing to a deleted pod for propagation_s; an answer
+    takes up to longest_answer_s; the node has node_gpus GPUs, every replica takes one.
+    Nothing may reach a pod after its SIGTERM, nothing in flight may be cut or killed,
+    capacity stays as high as the node allows, and no setting is longer than it needs to
+    be. Keep production's replicas, containers, probe and labels; set vLLM's
+    `--shutdown-timeout` once, in whole seconds, and the rolling-update strategy explicitly.
+    All in manifest seconds.
     """
     # BEGIN SOLUTION
     obj = yaml.safe_load(production)

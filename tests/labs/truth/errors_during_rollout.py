@@ -229,15 +229,14 @@ def expected(seed: int) -> dict:
         else f"the server finishes its streams for up to {v.server_budget_s} s, but the grace "
         f"period is {v.grace_s} s: the kubelet SIGKILLs it mid-stream"
     )
+    model = rs.settings(
+        reference_manifest(v.production, v.propagation_s, v.longest_answer_s, v.node_gpus)
+    )
     return {
-        "variant": {
-            "replicas": v.replicas,
-            "node_gpus": v.node_gpus,
-            "propagation_s": v.propagation_s,
-            "longest_answer_s": v.longest_answer_s,
-            "production": f"no preStop; --shutdown-timeout {v.server_budget_s}; grace "
-            f"{v.grace_s} s",
-        },
+        "cluster": f"{v.replicas} replicas of 1 GPU on a node with {v.node_gpus} GPUs; "
+        f"propagation {v.propagation_s:g} s; longest answer {v.longest_answer_s} s "
+        f"(max_tokens {v.max_tokens})",
+        "production": f"no preStop; --shutdown-timeout {v.server_budget_s}; grace {v.grace_s} s",
         "production rollout": f"failures on old pods only, causes {causes}: {mode}; plus "
         f"requests still routed to each old pod for ~{v.propagation_s * rs.TIME_SCALE:.1f} s "
         f"real ({v.propagation_s:g} manifest s) after its deletion, refused (503) or reset",
@@ -245,9 +244,10 @@ def expected(seed: int) -> dict:
         "(no hook); sigkill - sigterm == grace when the grace is short; failed requests' "
         "start/end against those times",
         "answer_key": answer_key(seed),
-        "model manifest": reference_manifest(
-            v.production, v.propagation_s, v.longest_answer_s, v.node_gpus
-        ),
+        "model manifest": f"preStop sleep {model['pre_stop_s']:g} s, --shutdown-timeout "
+        f"{model['drain_s']:g}, terminationGracePeriodSeconds {model['grace_s']:g}, maxSurge "
+        f"{model['max_surge']}, maxUnavailable {model['max_unavailable']} "
+        "(`reference_manifest` in tests/labs/truth/errors_during_rollout.py)",
     }
 
 

@@ -77,19 +77,19 @@ def test_the_cause_rule_and_the_interviewer_material():
     keys = [truth.answer_key(s) for s in range(3)]
     assert len({repr(k) for k in keys}) == 3
     for seed in range(3):
+        v = variant(seed)
         sheet = truth.expected(seed)
         assert sheet["answer_key"] == truth.answer_key(seed)
-        assert (
-            truth.sizing_problems(
-                sheet["model manifest"],
-                **{
-                    "production": variant(seed).production,
-                    "propagation_s": variant(seed).propagation_s,
-                    "longest_answer_s": variant(seed).longest_answer_s,
-                    "node_gpus": variant(seed).node_gpus,
-                },
-            )
-            == []
+        assert all("\n" not in str(value) for value in sheet.values())  # one table row each
+        model = truth.reference_manifest(
+            v.production, v.propagation_s, v.longest_answer_s, v.node_gpus
         )
+        case = dict(
+            production=v.production,
+            propagation_s=v.propagation_s,
+            longest_answer_s=v.longest_answer_s,
+            node_gpus=v.node_gpus,
+        )
+        assert truth.sizing_problems(model, **case) == []
     assert set(truth.RUBRIC) == {"diagnosis", "fix", "reasoning"}
     assert all(set(b) == {"strong", "adequate", "weak"} for b in truth.RUBRIC.values())
