@@ -90,25 +90,6 @@ def failure_causes(requests, pods):
     ),
     Cheat(
         299,
-        "production's manifest helper with a budget and a grace, and no hook",
-        "package helper",
-        (
-            """
-import yaml
-
-from labsupport.scenarios.errors_during_rollout.settings import production_manifest
-
-
-def fixed_manifest(production, propagation_s, longest_answer_s, node_gpus):
-    replicas = yaml.safe_load(production)["spec"]["replicas"]
-    return production_manifest(replicas, spare_gpus=node_gpus - replicas,
-                               server_budget_s=longest_answer_s, grace_s=longest_answer_s + 10)
-""",
-        ),
-        MANIFEST,
-    ),
-    Cheat(
-        299,
         "a handler that sleeps the whole budget",
         "symptom hiding",
         (
