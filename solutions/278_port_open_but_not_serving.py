@@ -91,11 +91,12 @@ from labsupport.scenarios.port_open_but_not_serving import probesets, runs
 
 print(probesets.INCIDENT.describe())
 incident = runs.run_fault(
-    variant.incident_fault, probesets.INCIDENT, variant, window_s=8, evidence=True, echo=print
+    variant.incident_fault, probesets.INCIDENT, variant, window_s=6, evidence=True, echo=print
 )  # about 15 s
 t_fault, t_end = incident.phases["fault"]
 before, after = incident.served(0, t_fault), incident.served(t_fault, t_end)
-print(f"\nbefore: {before['served']} requests served, median {before['p50_s']:.2f} s")
+median = "-" if before["p50_s"] is None else f"{before['p50_s']:.2f} s"
+print(f"\nbefore: {before['served']} requests served, median {median}")
 print(f"after:  {after['served']} served, {after['failed']} failed")
 print(f"restarts: {incident.restarts}")
 
@@ -103,7 +104,7 @@ print(f"restarts: {incident.restarts}")
 print(incident.describe)  # `kubectl describe pod llm-0` at the end of the run
 
 # %%
-_ = plots.show(lab_plots.pod_timeline(incident, title="incident probes; the dashed line: it breaks"))
+_ = plots.show(lab_plots.pod_timeline(incident, title="incident probes; dashed line: it breaks"))
 
 # %% [markdown]
 # Every request after the dashed line fails, and the pod is never restarted: the incident,
@@ -134,13 +135,14 @@ for cause, meaning in scenario.CAUSES.items():
 # %% [markdown]
 # To tell them apart, look at the same evidence in every situation you can set up on purpose:
 # `matrix.run_matrix` starts the server and gathers it idle, under light traffic, at the daily
-# peak (a whole batch waiting), in a retry storm (six batches waiting), and with each way of
-# breaking it the lab knows (each of those on a fresh server, at the same time). About 30 s.
+# peak (a whole batch waiting), and with each way of breaking it the lab knows (the two that
+# cannot be switched off again on fresh servers of their own, at the same time). About 30 s.
 
 # %%
 from labsupport.scenarios.port_open_but_not_serving import matrix
 
-measured = matrix.run_matrix(variant, ticks=3 if SCALE == "full" else 2, echo=print)
+situations = matrix.NOTEBOOK_SITUATIONS if SCALE == "full" else matrix.SUITE_SITUATIONS
+measured = matrix.run_matrix(variant, situations, ticks=3 if SCALE == "full" else 2, echo=print)
 print(measured.table())
 
 # %%
@@ -300,6 +302,7 @@ for fault in ("wedged_engine", "blocked_event_loop", "gil_busy_loop"):
 # **Exercise 2 (graded).** Write `liveness(previous, current)` and `readiness(previous,
 # current)`. The variant's numbers you need are printed at the top (`variant.describe()`).
 
+
 # %% tags=["exercise"]
 def liveness(previous, current) -> bool:
     """GET /livez: False only when a restart is the cure.
@@ -419,14 +422,14 @@ check("278")
 # 1. the **incident's probes** (tcpSocket liveness, /health readiness) behind a gateway without
 #    a limit; the **classic answer** (/health liveness, a real 1-token completion as readiness)
 #    runs on the same pods as shadow probes that act on nothing, so its verdicts come from the
-#    same run. Nothing restarts these pods, so the three faults run side by side, each watched
-#    for 8 s;
+#    same run. Nothing restarts these pods: the loads and then the stalled engine run on one,
+#    the other two faults side by side on two more, each watched for 8 s;
 # 2. **yours**: your manifest's probes on your /livez and /readyz, behind your gateway limit.
 #
 # A scenario is handled right when: healthy traffic and the daily peak - Ready throughout, no
-# restart, nothing shed; the retry storm - still Ready and alive, the excess shed with 429 and
-# the admitted requests served in at most twice the peak's median time; each fault - restarted
-# by liveness within the window. About 2 minutes.
+# restart, nothing shed; the retry storm - still Ready and alive, the excess shed with 429,
+# and at most capacity plus two batches in flight at the replica, as the gateway counted them;
+# each fault - restarted by liveness within the window. About 2 minutes.
 
 # %%
 from labsupport.scenarios.port_open_but_not_serving import verify
@@ -458,9 +461,9 @@ for phase in ("light", "heavy_load", "overload"):  # requests that started in ea
 # request is served: its 1-token probe waits behind a batch and misses its 1 s deadline three
 # times in a row. Every replica behind the Service sees the same peak, so they all leave at
 # once: a load spike becomes a full outage. In the storm, the incident's pod stays Ready and
-# queues everything: its requests wait several times longer than at the peak, and the gateway's
-# 504s turn into retries that make the storm worse. Yours stays Ready, the gateway sheds the
-# excess at once, and what it admits is served.
+# queues everything: seven batches deep, its requests wait several times longer than at the
+# peak, and the gateway's 504s turn into retries that make the storm worse. Yours stays Ready,
+# the gateway sheds the excess at once, and what it admits waits behind at most two batches.
 
 # %%
 from labsupport import headline

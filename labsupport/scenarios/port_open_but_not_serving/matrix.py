@@ -40,6 +40,12 @@ SITUATIONS = (
     "idle", "healthy", "heavy_load", "overload", "gil_busy_loop", "blocked_event_loop",
     "wedged_engine",
 )  # fmt: skip
+NOTEBOOK_SITUATIONS = (  # what the notebook shows: the storm adds nothing the peak does not
+    "idle", "healthy", "heavy_load", "gil_busy_loop", "blocked_event_loop", "wedged_engine",
+)  # fmt: skip
+SUITE_SITUATIONS = (  # the suite's shorter run: one healthy, one busy, and every fault
+    "idle", "heavy_load", "gil_busy_loop", "blocked_event_loop", "wedged_engine",
+)  # fmt: skip
 OWN_SERVER = ("gil_busy_loop", "blocked_event_loop")  # they cannot be switched off in time
 LABELS = {
     "idle": "idle",

@@ -18,7 +18,8 @@ then:
   (`variant.overload` clients) through a gateway with `gateway_limit` (None: no limit), then the
   storm stops and what was admitted drains; `then_fault` switches a fault on afterwards.
 
-Light traffic gives up after `GATEWAY_TIMEOUT_S` in a fault run (a gateway's 504). `shadows`
+In a fault run, light traffic sends short requests (`LIGHT_MAX_TOKENS`) and gives up after
+`GATEWAY_TIMEOUT_S` (a gateway's 504). `shadows`
 are probes that watch the same pod and act on nothing: a shadow readiness shows when that probe
 would have taken the pod out of the Service, a shadow liveness when it would have restarted it.
 `evidence=True` also gathers what an on-call engineer sees during the fault (`evidence`). A run
@@ -45,11 +46,14 @@ from labsupport.serving.admin import new_token, post_fault, token_env
 from labsupport.serving.load import SteadyLoad
 
 GATEWAY_TIMEOUT_S = 2.0
+LIGHT_MAX_TOKENS = 16  # short requests in fault runs: served well within the gateway's timeout
 START_TIMEOUT_S = 90.0  # a cold start on a busy machine (torch import, weights, warm-up)
 READY_TIMEOUT_S = 10.0  # a started, idle, healthy server that is not Ready by then never will be
-PHASES_S = {  # seconds of each load phase, by scale (the suite's run is shorter)
-    "full": {"idle": 3.0, "light": 2.0, "heavy_load": 5.0, "overload": 5.0, "drain": 1.0},
-    "suite": {"idle": 2.0, "light": 1.5, "heavy_load": 4.0, "overload": 4.0, "drain": 1.0},
+# seconds of each load phase, by scale (the suite's run is shorter); the peak lasts long enough
+# for a 1-token readiness probe to miss its deadline three times behind a batch
+PHASES_S = {
+    "full": {"idle": 2.0, "light": 2.0, "heavy_load": 6.0, "overload": 4.0, "drain": 1.0},
+    "suite": {"idle": 1.5, "light": 1.5, "heavy_load": 5.0, "overload": 3.5, "drain": 1.0},
 }
 
 
@@ -171,9 +175,8 @@ class _Session:
         self.run.shadows_from = self.rec.now()
 
     def load(self, name: str, clients: int, variant, **kwargs) -> SteadyLoad:
-        load = SteadyLoad(
-            self.base_url, concurrency=clients, max_tokens=variant.max_tokens, name=name, **kwargs
-        )
+        kwargs.setdefault("max_tokens", variant.max_tokens)
+        load = SteadyLoad(self.base_url, concurrency=clients, name=name, **kwargs)
         self.loads.append(load)
         return load
 
@@ -208,6 +211,7 @@ def _supervised(probes: probesets.ProbeSet, variant, scenarios, echo, device: st
             raise ScenarioError("the server exited before it started serving")
         if not pod.wait_ready(READY_TIMEOUT_S):
             run.never_ready = True
+        run.device = _device(pod.logs())  # the first container printed it before listening
         if echo:
             echo(f"[{rec.now():5.1f} s] {pod.name} started" + (
                 ", never Ready" if run.never_ready else " and Ready"))  # fmt: skip
@@ -224,7 +228,7 @@ def _supervised(probes: probesets.ProbeSet, variant, scenarios, echo, device: st
         )
         run.logs = pod.logs() if pod.container is not None else ""
         run.describe = pod.describe()
-        run.device = _device(run.logs)
+        run.device = run.device or _device(run.logs)
         pod.close()
         for w in session.workers:
             w.stop()
@@ -340,7 +344,10 @@ def run_fault(
         if session.run.never_ready:
             return session.run
         session.start_shadows(shadows or [])
-        session.load("light", variant.light, variant, request_timeout_s=GATEWAY_TIMEOUT_S).start()
+        session.load(
+            "light", variant.light, variant, request_timeout_s=GATEWAY_TIMEOUT_S,
+            max_tokens=LIGHT_MAX_TOKENS,
+        ).start()  # fmt: skip
         time.sleep(variant.fault_after_s)
         recover = until_recovered and not shadows and not evidence
         _watch_fault(session, fault, variant, window_s, recover, evidence, echo)
@@ -355,6 +362,7 @@ def run_loads(
     shadows: list[Shadow] | None = None,
     then_fault: str | None = None,
     window_s: float = 10.0,
+    until_recovered: bool = True,
     scale: str = "full",
     device: str = "auto",
     echo=None,
@@ -399,5 +407,6 @@ def run_loads(
             a, b = run.phases[name]
             run.traffic[name] = {"in_flight_max": gate.max_in_flight(rec.t0 + a, rec.t0 + b)}
         if then_fault:
-            _watch_fault(session, then_fault, variant, window_s, True, False, echo)
+            recover = until_recovered and not shadows
+            _watch_fault(session, then_fault, variant, window_s, recover, False, echo)
     return run

@@ -13,8 +13,8 @@ pods, for two designs:
 1. the **incident's**: tcpSocket liveness, httpGet /health readiness, a gateway without a limit;
    the **classic answer's** probes (httpGet /health liveness, a real 1-token completion as
    readiness) watch the same pods as shadows that act on nothing, so their verdicts come from
-   the same run. Nothing restarts these pods, so the three faults run side by side, each
-   watched for the whole window.
+   the same run. The loads then the stalled engine on one pod, each fault watched for the whole
+   window (nothing restarts these pods), the other two faults side by side on two more.
 2. **yours** (`probesets.from_manifest(...).with_handlers(livez=..., readyz=...)`) behind your
    gateway limit: the loads then the stalled engine on one pod, the two faults that keep a
    process from answering side by side on two more.
@@ -102,11 +102,20 @@ def compare(
         echo(f"--- {DESIGNS['incident']} (shadows: {DESIGNS['classic']})")
     shadows = pod_runs.classic_shadows()
     runs["incident"].append(
-        pod_runs.run_loads(probesets.INCIDENT, variant, shadows=shadows, scale=scale, echo=echo)
+        pod_runs.run_loads(
+            probesets.INCIDENT,
+            variant,
+            shadows=shadows,
+            then_fault="wedged_engine",
+            until_recovered=False,
+            window_s=fault_window_s,
+            scale=scale,
+            echo=echo,
+        )  # fmt: skip
     )
     kw = {"window_s": fault_window_s, "until_recovered": False, "shadows": shadows}
     runs["incident"] += _side_by_side(
-        [(pod_runs.run_fault, (f, probesets.INCIDENT, variant), kw) for f in FAULTS]
+        [(pod_runs.run_fault, (f, probesets.INCIDENT, variant), kw) for f in ALONE]
     )
     if echo:
         echo(f"--- {DESIGNS['yours']}")

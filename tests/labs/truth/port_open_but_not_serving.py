@@ -83,7 +83,9 @@ def _evidence(scrapes, health, *, runnable_per_s: float, on_cpu_per_s: float, tc
         1.0,
         tcp=[tcp] * ticks,
         health=list(health),
-        completion=[h is not None and s.ok and _pending(s) < 8 for h, s in zip(health, scrapes)],
+        completion=[
+            h is not None and s.ok and _pending(s) < 8 for h, s in zip(health, scrapes, strict=True)
+        ],
         scrapes=list(scrapes),
         cpu=cpu,
     )
@@ -191,10 +193,6 @@ def gateway_bounds(seed: int) -> tuple[int, int]:
     return v.peak, 3 * v.capacity
 
 
-def _probe(container: dict, key: str) -> dict | None:
-    return container.get(key)
-
-
 def _budget(probe: dict) -> tuple[int, int, int]:
     return (
         int(probe.get("periodSeconds") or 10),
@@ -225,7 +223,8 @@ def manifest_problems(obj: dict, seed: int) -> list[str]:
         return ["the container does not declare containerPort 8000, where the server listens"]
     problems = []
     live, ready, start = (c.get(k) for k in ("livenessProbe", "readinessProbe", "startupProbe"))
-    for key, probe, path in (("livenessProbe", live, "/livez"), ("readinessProbe", ready, "/readyz")):
+    wanted = (("livenessProbe", live, "/livez"), ("readinessProbe", ready, "/readyz"))
+    for key, probe, path in wanted:
         if probe is None:
             problems.append(f"{key}: missing")
         elif (why := _http(probe, path, names)) is not None:
