@@ -405,8 +405,12 @@ _ = headline.record(
 #   (the default is off), or a gateway that keeps reading or buffering the upstream response,
 #   never closes its connection to the server: the server's fix never runs, and the server's
 #   own metrics look healthy. Only the gateway's log (499s, bytes or tokens read from upstream
-#   against bytes sent) shows it. (Apache APISIX's ai-proxy only started aborting the upstream
-#   read on a client disconnect in April 2026, PR #13254.)
+#   against bytes sent) shows it. It happens by accident (a proxy that never links its
+#   client's connection to the upstream request: better-ccflare until its PR #360; Apache
+#   APISIX's ai-proxy only started aborting the upstream read on a client disconnect in
+#   April 2026, PR #13254) and on purpose (a gateway that bills by usage drains the answer to
+#   read the final token count: sub2api's Kimi path, where PR #6482 proposes an opt-in switch
+#   to stop).
 # - **Aborting is not freeing.** The abort must release the request's KV blocks; an engine or
 #   wrapper that drops the request but keeps its blocks leaks a little on every Stop press -
 #   lab 279's "slower every day".
@@ -424,7 +428,7 @@ _ = headline.record(
 # 5. Why not just lower `max_tokens`? (It caps the damage, it does not remove it, and it
 #    truncates legitimate long answers.)
 #
-# **References.** vLLM `AsyncLLM.generate` and `abort`:
+# **References.** vLLM `AsyncLLM.generate` and `abort` (read at commit 00080ee):
 # https://github.com/vllm-project/vllm/blob/main/vllm/v1/engine/async_llm.py ·
 # `with_cancellation` / `listen_for_disconnect`:
 # https://github.com/vllm-project/vllm/blob/main/vllm/entrypoints/utils.py ·
@@ -436,7 +440,10 @@ _ = headline.record(
 # nginx `proxy_ignore_client_abort`:
 # https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_ignore_client_abort ·
 # APISIX ai-proxy, abort upstream read on client disconnect:
-# https://github.com/apache/apisix/pull/13254
+# https://github.com/apache/apisix/pull/13254 ·
+# better-ccflare, abort the upstream fetch when the client disconnects:
+# https://github.com/tombii/better-ccflare/pull/360 ·
+# sub2api, cancel the upstream on client disconnect (opt-in): https://github.com/Wei-Shaw/sub2api/pull/6482
 
 # %% [markdown] tags=["reveal"]
 # Your fix behind a gateway that reads every answer to its end (`proxy_ignore_client_abort
