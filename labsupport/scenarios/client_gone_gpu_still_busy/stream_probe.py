@@ -28,7 +28,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from labsupport import wire
+from labsupport import progress, wire
 
 MODES = ("cancel", "close", "complete")
 LEAVE_AFTER_TOKENS = 3
@@ -213,6 +213,7 @@ def probe_all(
     leave_after_tokens: int = LEAVE_AFTER_TOKENS,
     min_step_s: float = 0.005,
     watch_s: float = 0.5,
+    show_progress: bool = True,
 ) -> dict[str, Probe]:
     """Each mode in turn on one CPU engine: {mode: Probe}.
 
@@ -248,13 +249,16 @@ def probe_all(
     from labsupport.serving.aio import run_sync
     from labsupport.serving.engine import Engine, EngineConfig
 
-    engine = Engine.build(config=EngineConfig(num_blocks=64, min_step_s=min_step_s)).start()
-    try:
-        return run_sync(
-            lambda: _probe_modes(engine, stream_outputs, modes, leave_after_tokens, watch_s)
-        )
-    finally:
-        engine.stop()
+    name = getattr(stream_outputs, "__name__", "handler")
+    expected_s = 1.0 + sum(1.2 if m == "complete" else watch_s + 0.2 for m in modes)
+    with progress.timed(expected_s, f"probing {name}", disable=None if show_progress else True):
+        engine = Engine.build(config=EngineConfig(num_blocks=64, min_step_s=min_step_s)).start()
+        try:
+            return run_sync(
+                lambda: _probe_modes(engine, stream_outputs, modes, leave_after_tokens, watch_s)
+            )
+        finally:
+            engine.stop()
 
 
 def probe(stream_outputs, mode: str, **kwargs) -> Probe:
@@ -264,4 +268,4 @@ def probe(stream_outputs, mode: str, **kwargs) -> Probe:
 
 def _probe_loaded(ref, modes, **kwargs) -> dict:
     """In the contained child: load the learner's handler, then probe it here."""
-    return probe_all(ref.load(), modes, **kwargs)
+    return probe_all(ref.load(), modes, show_progress=False, **kwargs)
