@@ -18,8 +18,9 @@
 
 In `cancel` and `close` the consumer leaves after `leave_after_tokens` tokens; the probe counts
 the tokens the engine computes from that moment for `watch_s`, how the request ended and the
-KV blocks still held. `probe_all(fn)` runs every mode on one engine. A learner's handler (an
-exercise reference) is probed in a contained process and the measurements come back as data.
+KV blocks it still holds. `probe_all(fn)` runs every mode at once on one engine (one request
+each). A learner's handler (an exercise reference) is probed in a contained process and the
+measurements come back as data.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Probe:
     tokens: int  # outputs with a token that the consumer received
     engine_reason: str | None  # how the engine ended the request; None: still running
     tokens_after_left: int  # tokens the engine computed after the consumer left (watch window)
-    kv_blocks_used: int  # in the engine's pool at the end of the watch
+    kv_blocks_used: int  # held by this request at the end of the watch
     cancel_propagated: bool | None  # mode cancel: the consuming task ended cancelled
     last_reason: str | None  # finish_reason of the last output the consumer saw
     max_tokens: int = 0
@@ -108,14 +109,18 @@ async def _request(engine, handle, deadline: float):
     return req
 
 
+def _blocks(engine, handle) -> int:
+    return len(engine.kv.allocator.block_table(handle.request_id))
+
+
 async def _settle(engine, handle, req) -> None:
-    """Leave the engine empty for the next mode: abort what the handler left running."""
+    """Clean up behind the handler: abort what it left running, wait for its blocks."""
     if req.finish_reason is None:
         handle.abort()
     deadline = time.monotonic() + 5.0
     while req.finish_reason is None and time.monotonic() < deadline:
         await asyncio.sleep(0.005)
-    while engine.kv.allocator.num_used and time.monotonic() < deadline:
+    while _blocks(engine, handle) and time.monotonic() < deadline:
         await asyncio.sleep(0.005)
 
 
@@ -186,7 +191,7 @@ async def _probe(engine, fn, mode: str, leave_after: int, max_tokens: int, watch
             await asyncio.sleep(0.005)
     after = max(0, len(req.output_ids) - left_at) if mode != "complete" else 0
     reason = req.finish_reason
-    blocks = engine.kv.allocator.num_used
+    blocks = _blocks(engine, handle)
     last = received[-1].finish_reason if received else None
     await _settle(engine, handle, req)
     return Probe(
@@ -200,10 +205,11 @@ def _max_tokens(mode: str) -> int:
 
 
 async def _probe_modes(engine, fn, modes, leave_after: int, watch_s: float) -> dict:
-    out = {}
-    for mode in modes:
-        out[mode] = await _probe(engine, fn, mode, leave_after, _max_tokens(mode), watch_s)
-    return out
+    """The modes at once, one request each, batched by the engine as a server's would be."""
+    probes = await asyncio.gather(
+        *(_probe(engine, fn, mode, leave_after, _max_tokens(mode), watch_s) for mode in modes)
+    )
+    return dict(zip(modes, probes, strict=True))
 
 
 def probe_all(
@@ -215,7 +221,7 @@ def probe_all(
     watch_s: float = 0.5,
     show_progress: bool = True,
 ) -> dict[str, Probe]:
-    """Each mode in turn on one CPU engine: {mode: Probe}.
+    """Every mode at once on one CPU engine, one request each: {mode: Probe}.
 
     Raises NotAStream when `stream_outputs` is not an async generator function, and whatever
     it raises when called. A learner's handler is probed in a contained process of its own.
@@ -250,7 +256,7 @@ def probe_all(
     from labsupport.serving.engine import Engine, EngineConfig
 
     name = getattr(stream_outputs, "__name__", "handler")
-    expected_s = 1.0 + sum(1.2 if m == "complete" else watch_s + 0.2 for m in modes)
+    expected_s = 1.0 + max(1.2 if m == "complete" else watch_s + 0.2 for m in modes)
     with progress.timed(expected_s, f"probing {name}", disable=None if show_progress else True):
         engine = Engine.build(config=EngineConfig(num_blocks=64, min_step_s=min_step_s)).start()
         try:
