@@ -257,6 +257,7 @@ def _exec_command(argv: list[str], spec: dict) -> None:
             signal.signal(s, signal.SIG_DFL)
         if spec["mode"] == "namespaces":
             os.chdir("/tmp")
+            os.environ["TMPDIR"] = "/tmp"  # the caller's TMPDIR is not visible in here
         os.execvp(argv[0], argv)
     except BaseException as exc:  # noqa: BLE001 - report and leave, never run the warden's code
         os.write(2, f"contain: cannot start {argv[0]}: {exc}\n".encode())

@@ -146,9 +146,17 @@ def _hook(event: str, args: tuple) -> None:
         if found is None:
             return
         frame = sys._getframe(1)
-        if event == "sys._getframe" and args and getattr(args[0], "f_code", None) is not None:
-            if args[0].f_code.co_filename in _state["files"]:
-                return  # a frame of the learner's own code: nothing to hide there
+        if found[0] == "frames":
+            # only the learner's own call counts (the standard library reads frames too, e.g.
+            # while importing), and only when it reaches a frame that is not the learner's
+            if frame.f_code.co_filename not in _state["files"]:
+                return
+            got = args[0] if args else None
+            if getattr(got, "f_code", None) is not None:
+                if got.f_code.co_filename in _state["files"]:
+                    return
+            _add(found[0], found[1], _where(frame.f_code.co_filename, frame.f_lineno))
+            return
         where = _learner_line(frame)
         if where is not None:
             _add(found[0], found[1], where)

@@ -148,3 +148,15 @@ def test_loading_errors_are_one_line():
         Submission("import no_such_module_xyz\n", "<x>").start()
     with pytest.raises(SubmissionError, match="did not finish within 2 s"):
         Submission("while True:\n    pass\n", "<x>", load_timeout_s=2).start()
+
+
+def test_the_standard_library_reading_frames_is_not_blamed_on_the_learner():
+    cells = (
+        "# ---- notebook cell 2 ----\nimport asyncio, logging\n\n\n"
+        "def f():\n    logging.getLogger('x').warning('hi')\n    return 1\n"
+    )
+    flags.drain()
+    with Submission(cells, "<your exercise cells, lab 998>") as s:
+        s.on_start, s.on_stop = hygiene.exempt, hygiene.unexempt
+        assert s.call("f", (), {}) == 1
+    assert not [f for f in flags.drain() if f["kind"] == "frames"]
