@@ -353,7 +353,7 @@ class Engine:
     def _finish(self, req: Request, reason: str, *, final: TokenOutput | None = None) -> None:
         # Book-keep first, emit last: whoever sees the final output sees the blocks freed.
         self.scheduler.remove(req)
-        # BUG (lab 279, on purpose when the fault is on): an aborted request keeps its blocks
+        # BUG (on purpose, when the fault is on): an aborted request keeps its blocks
         if not (reason == "abort" and self.faults.is_active("leak_kv_on_abort")):
             self.kv.allocator.free(req.request_id)
         self._requests.pop(req.request_id, None)

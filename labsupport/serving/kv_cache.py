@@ -15,7 +15,7 @@ request owns a list of blocks (its block table); token position p lives in slot
 when a request is prefilled and whenever decoding crosses a block boundary, and go back on
 finish or abort. An allocation that cannot be met takes nothing and raises `OutOfBlocks`, so the
 scheduler can queue or preempt. A request that ends without `free` leaks its blocks: exactly the
-slow drift lab 279 is about, visible as `num_used > 0` when idle.
+slow drift a leak causes, visible as `num_used > 0` when idle.
 """
 
 from __future__ import annotations

@@ -181,7 +181,7 @@ def parse_completion(
 ) -> Job:
     """Validate a request body into a Job; ApiError (4xx) with vLLM's message otherwise.
 
-    `check_token_ids=False` lets out-of-vocabulary ids through (the bug of lab 285).
+    `check_token_ids=False` lets out-of-vocabulary ids through (a fault the labs can inject).
     """
     data = parse_json(body)
     if (

@@ -24,9 +24,9 @@ mid-upload is logged as a disconnect, a body nested too deeply is a 400.
 Cancellation: when a client goes away, its requests are aborted and their KV blocks freed. For
 streams, Starlette's StreamingResponse notices the ASGI `http.disconnect` and cancels the body
 iterator; for plain requests the handler races the work against a disconnect listener, as vLLM's
-`with_cancellation` does. The `no_cancel_on_disconnect` fault skips the abort (the bug of lab 286).
+`with_cancellation` does. The `no_cancel_on_disconnect` fault skips the abort.
 
-Stream handler (lab 286): `ServerState(..., stream_handler=fn)` (`srelab serve --stream-handler`)
+Stream handler: `ServerState(..., stream_handler=fn)` (`srelab serve --stream-handler`)
 makes every stream iterate `fn(handle)`, an async generator of the handle's `TokenOutput`s, as
 vLLM's server iterates `AsyncLLM.generate()`; the server then never aborts on disconnect itself:
 cancelling is the handler's job. A client that leaves cancels it (`CancelledError` at its

@@ -10,7 +10,7 @@
 An API request may run several engine requests (a list of prompts, `n` samples): `begin` and
 `end` take the group. `in_flight` counts API requests; when one ends before its client got the
 last event, the client is gone: its engine requests are aborted (unless a stream handler owns
-cancellation, or the `no_cancel_on_disconnect` fault is on: the bug of lab 286).
+cancellation, or the `no_cancel_on_disconnect` fault is on).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class ServerState:
     ):
         self.engine = engine
         self.admin_token = admin_token  # None: /admin is off
-        self.stream_handler = stream_handler  # handle -> async iterator of TokenOutput (lab 286)
+        self.stream_handler = stream_handler  # handle -> async iterator of TokenOutput
         self.own_probes = own_probes  # /livez and /readyz logic (serving.own_probes), or None
         self.prompt_tokens_details = prompt_tokens_details  # vLLM's --enable-prompt-tokens-details
         self.tokenizer = engine.tokenizer
@@ -91,7 +91,7 @@ class ServerState:
             handle.mark_client_gone()
             if self.stream_handler is None and not self.faults.is_active("no_cancel_on_disconnect"):
                 handle.abort()
-            # else: a stream handler owns cancellation; with the fault (lab 286, on purpose)
+            # else: a stream handler owns cancellation; with the fault (on purpose)
             # the engine generates on, for nobody
 
     async def wait_idle(self, timeout_s: float | None = None) -> bool:
