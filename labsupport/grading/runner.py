@@ -25,17 +25,22 @@ DEFAULT_TIMEOUT_S = 1800
 
 
 def _fingerprint(lab) -> dict[str, str]:
-    """sha256 of every file a verdict depends on: the checks, their conftest, the package."""
+    """sha256 of every file this lab's verdicts depend on: its checks and their reference
+    answers, the test suite's shared modules and conftest files, and the package."""
     import hashlib
 
     tests = labs.REPO_ROOT / "tests"
     files = [
-        *sorted((tests / "labs").rglob("*.py")),
+        lab.test_path,
+        tests / "labs" / "truth" / f"{lab.symptom}.py",
+        *sorted(p for p in (tests / "labs").glob("*.py") if not p.name.startswith("test_")),
         *sorted(tests.glob("*.py")),
         *sorted((labs.REPO_ROOT / "labsupport").rglob("*.py")),
     ]
     out = {}
     for f in files:
+        if not f.exists():
+            continue
         try:
             out[str(f.relative_to(labs.REPO_ROOT))] = hashlib.sha256(f.read_bytes()).hexdigest()
         except OSError:
