@@ -354,29 +354,36 @@ print(
 )
 
 # %% [markdown]
-# **Exercise 3 (graded).** Deploy them: `pod_manifest()` returns the pod's manifest (start from
-# the incident's, below) whose probes ask `/livez` and `/readyz`; the lab runs its own image,
-# command and grace period with your probes and ports. The liveness window must outlast the
-# longest legitimate pause of the engine and still restart a stuck one within the SLO (the first
-# failing probe can come a period after the stall began); readiness should act sooner. And
-# `gateway_limit()`: how many requests the gateway lets in flight per replica before it answers
-# 429.
+# **Exercise 3 (graded).** Deploy them: `pod_manifest(stall_s, restart_within_s)` returns the
+# pod's manifest (start from the incident's, below) whose probes ask `/livez` and `/readyz`; the
+# lab runs its own image, command and grace period with your probes and ports. The liveness
+# window must outlast the longest legitimate pause of the engine (`stall_s`) and still restart a
+# stuck one within the SLO (`restart_within_s`; the first failing probe can come a period after
+# the stall began); readiness should act sooner. And `gateway_limit(capacity, peak)`: how many
+# requests the gateway lets in flight per replica before it answers 429. The checks call both
+# with this deployment's numbers and with others'.
 
 # %%
 print(probesets.INCIDENT_MANIFEST)
 
 
 # %% tags=["exercise"]
-def pod_manifest() -> str:
-    """The pod's YAML: httpGet /livez and /readyz on port 8000, a startup probe for the load,
-    windows that fit variant.stall_s and variant.restart_within_s."""
+def pod_manifest(stall_s: int, restart_within_s: int) -> str:
+    """The pod's YAML: httpGet /livez and /readyz on port 8000 and a startup probe for the load.
+    The liveness window (periodSeconds x failureThreshold) outlasts a legitimate pause of
+    stall_s seconds, and a stuck server is restarted within restart_within_s seconds (the first
+    failing probe can come a period late, and a probe waits timeoutSeconds)."""
     # BEGIN SOLUTION
-    return """\
+    period, timeout = 10, 1
+    failures = stall_s // period + 1  # period x failures > stall_s
+    assert period * (failures + 1) + timeout <= restart_within_s, "no window fits these SLOs"
+    ready_failures = max(1, min(2, (period * failures - 1) // 5))  # a shorter window: 5 s each
+    return f"""\
 apiVersion: v1
 kind: Pod
 metadata:
   name: llm-0
-  labels: {app: llm-chat}
+  labels: {{app: llm-chat}}
 spec:
   terminationGracePeriodSeconds: 5
   containers:
@@ -384,32 +391,40 @@ spec:
     image: registry.example.com/llm-server:2.3.1
     command: [python, -m, labsupport.serving.serve_cli, --port, "8000"]
     ports:
-    - {name: http, containerPort: 8000}
+    - {{name: http, containerPort: 8000}}
     startupProbe:
-      httpGet: {path: /health, port: http}
+      httpGet: {{path: /health, port: http}}
       periodSeconds: 2
       failureThreshold: 300
-    livenessProbe:            # window 30 s > the longest stall (20 s); 10 x 4 + 1 <= 60 s
-      httpGet: {path: /livez, port: http}
-      periodSeconds: 10
-      timeoutSeconds: 1
-      failureThreshold: 3
-    readinessProbe:           # out of the Service after 10 s of a stall, before liveness acts
-      httpGet: {path: /readyz, port: http}
+    livenessProbe:
+      httpGet: {{path: /livez, port: http}}
+      periodSeconds: {period}
+      timeoutSeconds: {timeout}
+      failureThreshold: {failures}
+    readinessProbe:            # out of the Service before liveness acts
+      httpGet: {{path: /readyz, port: http}}
       periodSeconds: 5
       timeoutSeconds: 1
-      failureThreshold: 2
+      failureThreshold: {ready_failures}
 """
     # END SOLUTION
 
 
-def gateway_limit() -> int:
-    """Requests in flight per replica before the gateway answers 429: the daily peak passes,
-    and an admitted request waits behind at most two batches."""
+def gateway_limit(capacity: int, peak: int) -> int:
+    """Requests in flight per replica before the gateway answers 429, for a server that runs
+    `capacity` at once and a daily peak of `peak`: the peak passes untouched, and an admitted
+    request waits behind at most two batches."""
     # BEGIN SOLUTION
-    return 80  # between the peak (64) and capacity + two batches (32 + 64)
+    return max(peak, (peak + 3 * capacity) // 2)  # halfway between the two bounds
     # END SOLUTION
 
+
+# %% [markdown]
+# For this deployment:
+
+# %%
+print(pod_manifest(variant.stall_s, variant.restart_within_s))
+print("gateway limit:", gateway_limit(variant.capacity, variant.peak), "in flight per replica")
 
 # %%
 check("278")
@@ -434,8 +449,10 @@ check("278")
 # %%
 from labsupport.scenarios.port_open_but_not_serving import verify
 
-yours = probesets.from_manifest(pod_manifest()).with_handlers(livez=liveness, readyz=readiness)
-result = verify.compare(variant, yours, gateway_limit(), scale=SCALE, echo=print)
+manifest = pod_manifest(variant.stall_s, variant.restart_within_s)
+yours = probesets.from_manifest(manifest).with_handlers(livez=liveness, readyz=readiness)
+limit = gateway_limit(variant.capacity, variant.peak)
+result = verify.compare(variant, yours, limit, scale=SCALE, echo=print)
 print()
 print(result.table())
 for design in result.scorecards:

@@ -111,7 +111,7 @@ def readiness(previous, current):
 
 def _manifest(liveness: str, readiness: str = "httpGet: {path: /readyz, port: http}") -> str:
     return f'''
-def pod_manifest():
+def pod_manifest(stall_s, restart_within_s):
     return """\\
 apiVersion: v1
 kind: Pod
@@ -148,14 +148,23 @@ HEALTH_LIVENESS = _manifest(
     "httpGet: {path: /health, port: http}\n      periodSeconds: 10\n      failureThreshold: 3"
 )
 
+FIXED_WINDOW = _manifest(
+    "httpGet: {path: /livez, port: http}\n      periodSeconds: 10\n      failureThreshold: 3"
+)  # right for the default incident's 20 s stall, not for a 30 s one
+
+DEFAULT_LIMIT = """
+def gateway_limit(capacity, peak):
+    return 80  # right for the default deployment (capacity 32, peak 64) only
+"""
+
 NO_LIMIT = """
-def gateway_limit():
+def gateway_limit(capacity, peak):
     return 10**6  # the incident's gateway: every request queues at the replica
 """
 
 NOTHING_QUEUES = """
-def gateway_limit():
-    return 32  # capacity: no request ever waits, and the daily peak gets 429s
+def gateway_limit(capacity, peak):
+    return capacity  # no request ever waits, and the daily peak gets 429s
 """
 
 CHEATS = [
@@ -181,6 +190,10 @@ CHEATS = [
           (MANIFEST,)),
     Cheat(278, "liveness probes vLLM's /health", "debrief bypass", (HEALTH_LIVENESS,),
           (MANIFEST,)),
+    Cheat(278, "liveness window fixed for the default stall", "hard-coded", (FIXED_WINDOW,),
+          (MANIFEST,)),
+    Cheat(278, "gateway limit fixed for the default deployment", "hard-coded", (DEFAULT_LIMIT,),
+          (GATEWAY,)),
     Cheat(278, "no gateway limit", "symptom hiding", (NO_LIMIT,), (GATEWAY,)),
     Cheat(278, "gateway limit at capacity: nothing queues, the peak is shed", "symptom hiding",
           (NOTHING_QUEUES,), (GATEWAY,)),

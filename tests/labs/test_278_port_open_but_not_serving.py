@@ -115,13 +115,17 @@ def test_probe_logic_on_written_scrapes(lab, seed):
             )
 
 
-def _manifest(lab, seed) -> dict:
-    text = _try(lab.pod_manifest, "pod_manifest")
+def _manifest(lab, stall_s: int, restart_within_s: int) -> dict:
+    text = _try(lab.pod_manifest, "pod_manifest", stall_s, restart_within_s)
     assert isinstance(text, str), f"pod_manifest() must return the YAML text, not {text!r:.60}"
     try:
         obj = manifests.validate(text)
     except manifests.ManifestError as exc:
-        pytest.fail(f"the manifest is not valid Kubernetes: {exc}", pytrace=False)
+        pytest.fail(
+            f"for stall_s={stall_s}, restart_within_s={restart_within_s}, the manifest is not "
+            f"valid Kubernetes: {exc}",
+            pytrace=False,
+        )
     return obj
 
 
@@ -129,28 +133,32 @@ def _manifest(lab, seed) -> dict:
 @pytest.mark.timeout(60)
 def test_manifest_serves_the_probes_within_the_slos(lab, seed):
     """httpGet /livez and /readyz, a liveness window between the longest stall and the SLO."""
-    problems = truth.manifest_problems(_manifest(lab, seed), seed)
-    assert not problems, "; ".join(problems)
+    for stall_s, within_s in truth.slos(seed):
+        problems = truth.manifest_problems(_manifest(lab, stall_s, within_s), stall_s, within_s)
+        assert not problems, f"pod_manifest({stall_s}, {within_s}): " + "; ".join(problems)
 
 
 @pytest.mark.fix
 @pytest.mark.timeout(30)
 def test_gateway_limit_admits_the_peak_and_bounds_the_queue(lab, seed):
     """The admission limit per replica lets the daily peak through and sheds a retry storm."""
-    limit = _try(lab.gateway_limit, "gateway_limit")
-    v = scenario.variant(seed)
-    assert isinstance(limit, int) and not isinstance(limit, bool), (
-        f"gateway_limit() must return an int (requests in flight per replica), not {limit!r:.40}"
-    )
-    lo, hi = truth.gateway_bounds(seed)
-    assert limit >= lo, (
-        f"{limit} in flight: the daily peak puts {v.peak} requests on a replica, and a healthy "
-        "peak must not be answered 429"
-    )
-    assert limit <= hi, (
-        f"{limit} in flight for a server that runs {v.capacity} at once: an admitted request "
-        f"waits behind {limit - v.capacity} others; keep at most two batches waiting"
-    )
+    _try(lab.gateway_limit, "gateway_limit", *truth.sizes(seed)[0])
+    for capacity, peak in truth.sizes(seed):
+        limit = lab.gateway_limit(capacity, peak)
+        assert isinstance(limit, int) and not isinstance(limit, bool), (
+            f"gateway_limit() must return an int (requests in flight per replica), "
+            f"not {limit!r:.40}"
+        )
+        lo, hi = truth.gateway_bounds(capacity, peak)
+        where = f"gateway_limit({capacity}, {peak}) = {limit}"
+        assert limit >= lo, (
+            f"{where}: the daily peak puts {peak} requests on a replica, and a healthy peak must "
+            "not be answered 429"
+        )
+        assert limit <= hi, (
+            f"{where}: for a server that runs {capacity} at once, an admitted request waits "
+            f"behind {limit - capacity} others; keep at most two batches waiting"
+        )
 
 
 # ---- the fix, for real ---------------------------------------------------------------------
@@ -160,8 +168,9 @@ _RUNS: dict = {}
 def _design(lab, seed):
     """The learner's pod design: manifest probes, their logic in the server, their gateway."""
     _call_probes(lab)
-    limit = _try(lab.gateway_limit, "gateway_limit")
-    obj = _manifest(lab, seed)
+    v = scenario.variant(seed)
+    limit = _try(lab.gateway_limit, "gateway_limit", v.capacity, v.peak)
+    obj = _manifest(lab, v.stall_s, v.restart_within_s)
     probes = probesets.from_manifest(obj).with_handlers(
         livez=lab.ref("liveness"), readyz=lab.ref("readiness")
     )
@@ -180,7 +189,12 @@ def _loads(lab, seed) -> runs.PodRun:
     if (key, "loads") not in _RUNS:
         v = scenario.variant(seed)
         _RUNS[key, "loads"] = runs.run_loads(
-            probes, v, gateway_limit=limit, then_fault="wedged_engine", window_s=_window_s(seed)
+            probes,
+            v,
+            gateway_limit=limit,
+            then_fault="wedged_engine",
+            window_s=_window_s(seed),
+            scale="check",
         )
     run = _RUNS[key, "loads"]
     _ready(run)

@@ -39,19 +39,19 @@ HINTS = {
         "Start from the incident's manifest: which probe answers which question, and what does "
         "the kubelet call now?",
         "httpGet /livez and /readyz on port 8000. The liveness window (periodSeconds x "
-        "failureThreshold) must outlast the longest legitimate pause of the engine, and a stuck "
-        "one must still be restarted within the SLO; the first failing probe can come a period "
-        "late. Keep the startup probe for the model load.",
-        "For a 20 s stall and a 60 s SLO: periodSeconds 10, failureThreshold 3, timeoutSeconds 1 "
-        "(30 s > 20 s, 10 x 4 + 1 = 41 s <= 60 s); readiness periodSeconds 5, failureThreshold "
-        "2; the incident's startupProbe (2 s x 300).",
+        "failureThreshold) must outlast stall_s, and a stuck server must still be restarted "
+        "within restart_within_s: the first failing probe can come a period late, and the last "
+        "one waits timeoutSeconds. Keep the startup probe for the model load.",
+        "periodSeconds 10, failureThreshold stall_s // 10 + 1, timeoutSeconds 1 (then 10 x "
+        "(failures + 1) + 1 <= restart_within_s); readiness periodSeconds 5 with a window "
+        "shorter than liveness's; the incident's startupProbe (2 s x 300).",
     ),
     "gateway_limit": (
         "How many requests may be in flight on one replica before the gateway answers 429 at "
         "once instead of queueing them?",
         "The daily peak must pass untouched; beyond the server's capacity every admitted request "
-        "waits behind a batch. Read the variant: capacity and peak.",
-        "Between the peak and capacity plus two batches waiting: for capacity 32 and a peak of "
-        "64, anything from 64 to 96.",
+        "waits behind a batch. Which two numbers bound the limit?",
+        "Anything from `peak` to `capacity` running plus two batches waiting (3 x capacity): "
+        "for capacity 32 and a peak of 64, from 64 to 96.",
     ),
 }

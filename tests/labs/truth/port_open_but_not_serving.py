@@ -4,7 +4,7 @@
     >>> cases = truth.made_up_evidence(0)
     >>> truth.diagnosis(cases["requests wait, no step in between"])["cause"]
     'engine'
-    >>> truth.gateway_bounds(0)       # the daily peak .. capacity running + two batches waiting
+    >>> truth.gateway_bounds(32, 64)  # the daily peak .. capacity running + two batches waiting
     (64, 96)
 
 Never part of the package: a candidate with `labsupport` installed cannot import the rule that
@@ -12,8 +12,9 @@ grades them. The checks of tests/labs/test_278_port_open_but_not_serving.py comp
 learner's `diagnose` with `diagnosis` on evidence written by hand (`made_up_evidence(seed)`,
 built so that the usual near misses answer otherwise) and on evidence gathered from the
 variant's live servers, whose truth is the situation that was set up; they judge the probe
-logic on scrape pairs written by hand (`probe_cases`), the manifest with `manifest_problems`,
-and the gateway limit with `gateway_bounds`.
+logic on scrape pairs written by hand (`probe_cases`), and the manifest and the gateway limit
+the learner's functions give for the variant's numbers and for other deployments' (`slos`,
+`sizes`) with `manifest_problems` and `gateway_bounds`.
 """
 
 from __future__ import annotations
@@ -185,12 +186,24 @@ def probe_cases(seed: int) -> list[tuple[str, object, object, bool, bool | None]
     ]  # fmt: skip
 
 
-def gateway_bounds(seed: int) -> tuple[int, int]:
+def gateway_bounds(capacity: int, peak: int) -> tuple[int, int]:
     """The admission limit per replica: no less than the daily peak (healthy traffic is never
     shed), no more than `capacity` running plus two batches waiting (an admitted request waits
     at most two requests' time)."""
+    return peak, 3 * capacity
+
+
+def sizes(seed: int) -> list[tuple[int, int]]:
+    """(capacity, peak) the gateway limit is asked for: the variant's first, then others."""
     v = scenario.variant(seed)
-    return v.peak, 3 * v.capacity
+    return [(v.capacity, v.peak), (24, 40), (48, 100), (16, 44), (64, 128)]
+
+
+def slos(seed: int) -> list[tuple[int, int]]:
+    """(stall_s, restart_within_s) the manifest is asked for: the variant's first, then others
+    chosen so that one fixed window cannot fit them all."""
+    v = scenario.variant(seed)
+    return [(v.stall_s, v.restart_within_s), (30, 90), (15, 45), (45, 120), (5, 30)]
 
 
 def _budget(probe: dict) -> tuple[int, int, int]:
@@ -213,9 +226,8 @@ def _http(probe: dict, path: str, port_names: dict) -> str | None:
     return None
 
 
-def manifest_problems(obj: dict, seed: int) -> list[str]:
-    """What is wrong with a validated manifest's probes for variant `seed` ([]: nothing)."""
-    v = scenario.variant(seed)
+def manifest_problems(obj: dict, stall_s: int, restart_within_s: int) -> list[str]:
+    """What is wrong with a validated manifest's probes for these SLOs ([]: nothing)."""
     pod = obj["spec"]["template"]["spec"] if obj["kind"] == "Deployment" else obj["spec"]
     c = pod["containers"][0]
     names = {p.get("name"): p["containerPort"] for p in c.get("ports") or [] if p.get("name")}
@@ -231,18 +243,18 @@ def manifest_problems(obj: dict, seed: int) -> list[str]:
             problems.append(f"{key}: {why}")
     if live is not None:
         period, failures, timeout = _budget(live)
-        if period * failures <= v.stall_s:
+        if period * failures <= stall_s:
             problems.append(
                 f"livenessProbe: {failures} failures x {period} s = {period * failures} s: an "
-                f"engine may pause {v.stall_s} s between steps on a long prefill, and this "
+                f"engine may pause {stall_s} s between steps on a long prefill, and this "
                 "restarts it"
             )
-        if period * (failures + 1) + timeout > v.restart_within_s:
+        if period * (failures + 1) + timeout > restart_within_s:
             problems.append(
                 f"livenessProbe: a stuck engine is restarted only after up to {period} x "
                 f"({failures} + 1) + {timeout} = {period * (failures + 1) + timeout} s (the first "
                 "failing probe can come a period late); it must be within "
-                f"{v.restart_within_s} s"
+                f"{restart_within_s} s"
             )
         if timeout > MAX_TIMEOUT_S:
             problems.append(
@@ -275,7 +287,7 @@ def manifest_problems(obj: dict, seed: int) -> list[str]:
 def answer_key(seed: int) -> dict:
     """The variant's graded ground truth."""
     v = scenario.variant(seed)
-    lo, hi = gateway_bounds(seed)
+    lo, hi = gateway_bounds(v.capacity, v.peak)
     return {
         "incident_cause": v.cause,
         "incident_fault": v.incident_fault,
@@ -292,7 +304,7 @@ def answer_key(seed: int) -> dict:
 def expected(seed: int) -> dict:
     """What the interviewer should see in variant `seed` (CPU, 2 cores; a GPU paces the same)."""
     v = scenario.variant(seed)
-    lo, hi = gateway_bounds(seed)
+    lo, hi = gateway_bounds(v.capacity, v.peak)
     incident = {
         "engine": (
             "pod Ready, 0 restarts, /health 200 in ms, /metrics answers: "
