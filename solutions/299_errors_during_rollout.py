@@ -464,14 +464,16 @@ _ = headline.record(
 #   #34730, #36666, announced for v0.18.0: check `vllm serve --help`) defaults to 0, which
 #   aborts in-flight requests. Older versions need a preStop hook that waits for
 #   `vllm:num_requests_running` to reach 0 before SIGTERM.
-# - *"The grace period is the drain time"* - it starts with the preStop hook: with a 15 s
-#   preStop, a 30 s grace leaves 15 s to drain, then SIGKILL. KServe uses 15 s + 45 s within
-#   60 s (kserve#5496).
+# - *"The grace period is the drain time"* - it starts with the preStop hook ("the Pod's
+#   termination grace period countdown begins before the PreStop hook is executed", the
+#   API reference of `lifecycle.preStop`): with a 15 s preStop, a 30 s grace leaves 15 s to
+#   drain, then SIGKILL. KServe uses 15 s + 45 s within 60 s (kserve#5496).
 # - *"Just make the grace period an hour"* - it only bounds a pod that hangs, which then keeps
 #   its GPU for the hour and stalls the next step of the rollout; size it from preStop + drain.
 # - *Long streams outlast any grace period*: a 2,000-token reasoning answer at 40 ms a token
-#   is 80 s. Cap `max_tokens`, size the budget from the p99 generation time, or let clients
-#   resume; spot reclaims give 30 s-2 min whatever you set (lab 295).
+#   is 80 s. Cap `max_tokens`, size the budget from measured generation times (llm-d's guides
+#   use 30 s where 500 tokens take ~24 s, 300 s for a 259 s maximum: llm-d#1653), or let
+#   clients resume; spot reclaims give 30 s-2 min whatever you set (lab 295).
 # - *`maxSurge: 1` needs a spare GPU.* A surge pod that requests a GPU on a full node stays
 #   Pending, and the rollout stalls until `progressDeadlineSeconds`. With one GPU per replica
 #   and no headroom, the choice is `maxSurge: 0, maxUnavailable: 1` (a capacity dip during the
@@ -508,10 +510,15 @@ if session.scale() == "full":
 #
 # - Pod termination: https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination
 # - Container hooks, the preStop sleep action: https://kubernetes.io/docs/concepts/containers/container-lifecycle-hooks/
-#   and KEP-3960: https://www.kubernetes.dev/resources/keps/3960/
+#   and KEP-3960 (alpha 1.29, beta 1.30, stable 1.34): https://www.kubernetes.dev/resources/keps/3960/
+# - `lifecycle.preStop` in the API reference (the grace period counts from the hook):
+#   https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#lifecycle
 # - Rolling updates, maxSurge and maxUnavailable:
 #   https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#rolling-update-deployment
-# - vLLM shutdown timeout: https://github.com/vllm-project/vllm/pull/36666 and the Kubernetes
-#   guide's drain section: https://github.com/vllm-project/vllm/pull/43208
+# - vLLM shutdown timeout: https://github.com/vllm-project/vllm/pull/34730, re-applied in
+#   https://github.com/vllm-project/vllm/pull/36666, and the Kubernetes guide's drain section
+#   (`terminationGracePeriodSeconds >= preStop sleep + --shutdown-timeout`):
+#   https://github.com/vllm-project/vllm/pull/43208
 # - vLLM shutdown semantics RFC: https://github.com/vllm-project/vllm/issues/24885
-# - KServe's drain settings: https://github.com/kserve/kserve/pull/5496
+# - KServe's drain settings: https://github.com/kserve/kserve/pull/5496; llm-d's, sized from
+#   benchmarks: https://github.com/llm-d/llm-d/pull/1653

@@ -10,11 +10,11 @@
     Cluster and service facts (variant 0):
 
 A seed varies the cluster and the service: the replicas, the GPUs on the node (one spare or
-none), how long an endpoint change takes to reach the load balancer, how long the longest
-answer streams, and the termination settings production runs with (which decides what the
-failed requests have in common). Seeds 0-2 are three hand-picked incidents; larger seeds draw
-from the same ranges. Modules: `load` (the rollout under streaming load), `settings` (the
-manifests), `handler_trial` (a SIGTERM handler on a simulated server), `plots`.
+none), the cluster's timings, how long the longest answer streams, and the termination
+settings production runs with (which decides what the failed requests have in common).
+Seeds 0-2 are three hand-picked incidents; larger seeds draw from the same ranges.
+Modules: `load` (the rollout under streaming load), `settings` (the manifests),
+`handler_trial` (a SIGTERM handler on a simulated server), `plots`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Variant:
     seed: int
     replicas: int
     node_gpus: int  # GPUs on the node; every pod takes one
-    propagation_s: float  # endpoint change -> load balancer, manifest seconds
+    propagation_s: float  # manifest seconds
     max_tokens: int  # the gateway's cap on an answer
     longest_answer_s: int  # the slowest full answer at that cap, manifest seconds
     server_budget_s: int  # production's --shutdown-timeout (0: vLLM's default)

@@ -131,37 +131,19 @@ ENDLESS_BUDGET_S = 0.6  # ctx.drain_timeout_s where the streams never end
 LIMITS_S = {"finishing": 3.0, "endless": 2.0, "idle": 2.0}  # then the trial gives up
 
 
-def run_trials(handler, only_idle: bool = False) -> list[Trial]:
+def run_trials(handler) -> list[Trial]:
     """The three scenarios, raw: streams that finish, streams that never end, nothing in flight.
 
     handler: a callable, or a learner's ref (loaded here: call this in a contained process).
-    only_idle: just the quick one (does it run at all?).
     """
     if hasattr(handler, "load"):
         handler = handler.load()
-    if only_idle:
-        return [run_trial(handler, "idle", [], drain_timeout_s=1.0, limit_s=3.0)]
     ends = list(FINISHING_ENDS_S)
     return [
         run_trial(handler, "finishing", ends, BUDGET_S, LIMITS_S["finishing"]),
         run_trial(handler, "endless", [None, None], ENDLESS_BUDGET_S, LIMITS_S["endless"]),
         run_trial(handler, "idle", [], BUDGET_S, LIMITS_S["idle"]),
     ]
-
-
-def handler_error(handler) -> str | None:
-    """What the handler raised on a server with nothing in flight (None: it ran)."""
-    from labsupport import isolate
-
-    if isolate.carries_learner_code(handler):
-        r = isolate.run_function(
-            "labsupport.scenarios.errors_during_rollout.handler_trial:run_trials",
-            handler,
-            True,
-            timeout_s=30,
-        )
-        return r.error if not r.ok else r.value[0].error
-    return run_trials(handler, True)[0].error
 
 
 def handler_problems(handler) -> list[str]:

@@ -10,11 +10,10 @@
 A Deployment of `srelab serve` pods (the tiny engine behind the OpenAI API, real processes)
 runs behind the lab's Service balancer on a node with the variant's GPUs; `StreamingLoad`
 clients stream completions through it while the Deployment controller rolls the pods to a new
-revision, playing the Kubernetes sequence for each old pod (removal from the endpoints, which
-reaches the balancer the variant's propagation delay later; preStop; SIGTERM; SIGKILL at the
-end of the grace period). Each request is recorded with the pod that served it, each pod with
-the times of its lifecycle events, in seconds since the rollout started (real seconds: x10 for
-manifest seconds).
+revision, and the lab's kubelet and kube-proxy play the Kubernetes termination sequence for
+each old pod with the variant's cluster timings. Each request is recorded with the pod that
+served it, each pod with the times of its lifecycle events, in seconds since the rollout
+started (real seconds: x10 for manifest seconds).
 
 The manifest is validated against the real Kubernetes schema (`settings`). The lab runs its own
 server command in the container and takes from the manifest's container args only vLLM's
@@ -189,7 +188,7 @@ def run_rollout(
 
     manifest: the Deployment (default: the variant's production one). handler: the SIGTERM
     handler (None: the server's own; "abort", "drain", a function, or an ExerciseRef).
-    variant: a Variant or its seed: the node's GPUs, the endpoint propagation, the traffic.
+    variant: a Variant or its seed: the node's GPUs, the cluster's timings, the traffic.
     """
     v = variant if isinstance(variant, Variant) else _variant(variant)
     manifest = v.production if manifest is None else manifest

@@ -6,7 +6,7 @@
 One panel per run. Each pod has a band (old pods at the top, new ones below); each request is
 a line from its start to its end on its client's lane in the band of the pod that got it,
 coloured by outcome. Markers show the pod's lifecycle: deleted (endpoint removed from the
-EndpointSlice), the balancer stops routing to it, a preStop hook (shaded, when there is one),
+EndpointSlice), the balancer stops routing to it, a lifecycle hook (shaded, when there is one),
 SIGTERM, SIGKILL and the exit. The title says what happened; `settings=True` adds the
 termination settings of the run.
 """
