@@ -20,83 +20,16 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import re
-import signal
-import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from labsupport import wire
-from labsupport.distributed.rank import PROGRESS
+from labsupport.distributed.group import Group
+from labsupport.distributed.results import JobRun, RankRun
 
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 GRACE_S = 3.0
-
-
-@wire.record
-@dataclass
-class RankRun:
-    """One rank, as the launcher saw it and as it reported itself."""
-
-    rank: int
-    exit_code: int | None  # None when it had to be killed
-    killed: bool  # stopped by the launcher (window over, or a peer had failed)
-    ended_s: float | None  # since launch, when the process was seen gone
-    phase: str  # last phase it reported: "start", "init", "run" or "done"
-    ok: bool | None  # its entry returned (True), raised (False), or never got that far (None)
-    error: str
-    value: object  # what the entry returned (data)
-    trace: list  # flight-recorder entries (dicts); [] when the recorder was off or never dumped
-    trace_s: float | None  # since launch, when it dumped them
-    progress: list  # (seconds since launch, dict) per progress line
-    stderr: str  # its last lines
-    device: str = "cpu"
-
-    @property
-    def dumped(self) -> bool:
-        return self.trace_s is not None
-
-
-@wire.record
-@dataclass
-class JobRun:
-    """A job's ranks from launch until the last one was gone."""
-
-    world_size: int
-    window_s: float
-    timeout_s: float | None  # the process group's collective timeout (None: torch's default)
-    duration_s: float
-    hung: bool  # some rank was still running at the window's end
-    contained: bool
-    env: dict  # what the launcher added to the ranks' environment
-    ranks: list = field(default_factory=list)  # RankRun, by rank
-
-    @property
-    def traces(self) -> dict[int, list[dict]]:
-        """Each rank's flight-recorder entries (only ranks that dumped)."""
-        return {r.rank: r.trace for r in self.ranks if r.dumped}
-
-    @property
-    def finished(self) -> bool:
-        return all(r.ok for r in self.ranks)
-
-    def summary(self) -> str:
-        lines = []
-        for r in self.ranks:
-            if r.ok:
-                how = f"finished at {r.ended_s:.1f} s"
-            elif r.killed:
-                how = f"still running at {r.ended_s:.1f} s, killed by the launcher"
-            else:
-                error = re.sub(r"\[[^\]]*\.cc:\d+\] ", "", r.error)  # gloo's source location
-                how = f"exited {r.exit_code} at {r.ended_s:.1f} s: {error[:110]}"
-            steps = sum(1 for _, p in r.progress if "step" in p)
-            dump = f", flight recorder dumped at {r.trace_s:.1f} s" if r.dumped else ""
-            lines.append(f"rank {r.rank}: {steps} steps reported; {how}{dump}")
-        return "\n".join(lines)
 
 
 def _rank_env(env: dict | None) -> tuple[dict, dict]:
@@ -111,97 +44,6 @@ def _rank_env(env: dict | None) -> tuple[dict, dict]:
         full["PYTHONPATH"] = os.pathsep.join([_PACKAGE_PARENT, *paths])
     full["PYTHONUNBUFFERED"] = "1"
     return full, added
-
-
-class _Group:
-    """The group process and, per rank, its output pumps and when it exited."""
-
-    def __init__(self, argv: list[str], env: dict, fds: tuple, pipes: dict, status: int,
-                 started: float):  # fmt: skip
-        self.started = started
-        self.out: dict[int, list] = {r: [] for r in pipes}
-        self.err: dict[int, list[str]] = {r: [] for r in pipes}
-        self.codes: dict[int, int] = {}
-        self.ended: dict[int, float] = {}
-        self.killed: set[int] = set()
-        self.own_err: list[str] = []
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=env,
-            pass_fds=fds,
-            start_new_session=True,  # its own group: one killpg takes every rank
-        )
-        self.pumps = [
-            threading.Thread(target=self._pump_own, daemon=True),
-            threading.Thread(target=self._pump_status, args=(status,), daemon=True),
-        ]
-        for rank, (out, err) in pipes.items():
-            self.pumps.append(threading.Thread(target=self._pump, args=(rank, out, True)))
-            self.pumps.append(threading.Thread(target=self._pump, args=(rank, err, False)))
-        for t in self.pumps:
-            t.daemon = True
-            t.start()
-
-    def _now(self) -> float:
-        return round(time.monotonic() - self.started, 4)
-
-    def _pump(self, rank: int, fd: int, is_stdout: bool) -> None:
-        import json
-
-        with open(fd, encoding="utf-8", errors="replace") as stream:
-            for line in stream:
-                if is_stdout and line.startswith(PROGRESS):
-                    with contextlib.suppress(ValueError):
-                        data = json.loads(line[len(PROGRESS) :])
-                        if isinstance(data, dict):
-                            self.out[rank].append((self._now(), data))
-                elif not is_stdout:
-                    self.err[rank].append(line.rstrip("\n"))
-                    del self.err[rank][:-40]
-
-    def _pump_own(self) -> None:
-        for line in self.proc.stderr:
-            self.own_err.append(line.decode(errors="replace").rstrip("\n"))
-            del self.own_err[:-20]
-
-    def _pump_status(self, fd: int) -> None:
-        with open(fd, encoding="utf-8") as stream:
-            for line in stream:
-                rank, _, code = line.strip().partition(" ")
-                with contextlib.suppress(ValueError):
-                    self.codes[int(rank)] = int(code)
-                    self.ended[int(rank)] = self._now()
-
-    def running(self) -> list[int]:
-        if self.proc.poll() is not None:  # the group is gone: so is every rank
-            for r in self.out:
-                self.ended.setdefault(r, self._now())
-        return [r for r in self.out if r not in self.ended]
-
-    def kill(self, contained: bool) -> None:
-        alive = self.running()
-        if not alive and self.proc.poll() is not None:
-            return
-        if contained:
-            from labsupport import contain
-
-            contain.kill_tree(self.proc.pid)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        now = self._now()
-        for r in alive:
-            self.killed.add(r)
-            self.ended.setdefault(r, now)
-
-    def close(self) -> None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
-        for t in self.pumps:
-            t.join(timeout=5)
-        self.running()
 
 
 def run_job(
@@ -269,7 +111,7 @@ def run_job(
         try:
             # the readers are the pumps' from here on: they close them at EOF
             readers = {r: (os.dup(a), os.dup(b)) for r, (a, b) in pipes.items()}
-            group = _Group(argv, full_env, (*fds, status_w, spec), readers, os.dup(status_r),
+            group = Group(argv, full_env, (*fds, status_w, spec), readers, os.dup(status_r),
                            started)  # fmt: skip
             for fd in (*(f for f in fds if f not in results and f != store), status_w):
                 _close(fd)  # only the group holds the write ends now: EOF when it is gone
@@ -297,7 +139,7 @@ def _close(fd: int) -> None:
         os.close(fd)
 
 
-def _watch(group: _Group, window_s: float, grace_s: float, contained: bool,
+def _watch(group: Group, window_s: float, grace_s: float, contained: bool,
            idle_s: float | None) -> bool:  # fmt: skip
     """Wait until every rank is gone; stop the rest `grace_s` after one failed, at the
     window's end, or after `idle_s` without progress. True when it stopped ranks that were
@@ -320,7 +162,7 @@ def _watch(group: _Group, window_s: float, grace_s: float, contained: bool,
         time.sleep(0.02)
 
 
-def _collect(group: _Group, rank: int, result_fd: int, wall_started: float) -> RankRun:
+def _collect(group: Group, rank: int, result_fd: int, wall_started: float) -> RankRun:
     state: dict = {}
     with contextlib.suppress(OSError):
         os.lseek(result_fd, 0, os.SEEK_SET)
