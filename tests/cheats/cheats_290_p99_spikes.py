@@ -116,12 +116,6 @@ def after_warmup(server):
     gc.freeze()  # the classic fix, in a variant where collections are not the cause
 """
 
-BUDGET_ONLY = """
-def after_warmup(server):
-    server.scheduler.max_num_batched_tokens = 512  # smaller steps, no per-request cap
-"""
-
 AT_SEED = {  # seed -> cheats graded at that variant
     1: [Cheat(290, "freeze in a blocked-loop variant", "symptom hiding", (FREEZE_ONLY,), P99)],
-    2: [Cheat(290, "a smaller batch budget alone", "symptom hiding", (BUDGET_ONLY,), P99)],
 }

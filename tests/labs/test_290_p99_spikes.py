@@ -81,6 +81,11 @@ def _probe(lab) -> dict:
         f"max_num_batched_tokens={budget}: below {MAX_NUM_SEQS} (max_num_seqs) a step cannot "
         "even give every running stream its next token"
     )
+    assert math.isfinite(got["durable_after_s"]), (
+        "a request-log line written before the request-log task ran its flush was still not "
+        "durable a flush period later: every line must reach the volume (flush it, off the "
+        "loop if you must, but do not skip or drop it)"
+    )
     assert threshold == 0 or threshold >= shortest, (
         f"long_prefill_token_threshold={threshold}: below the shortest prompt ({shortest} "
         "tokens), every prompt is split over several steps; keep it for long prompts"

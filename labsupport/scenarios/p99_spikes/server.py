@@ -484,27 +484,36 @@ class _Arm:
         )
 
 
-def probe_hook(after_warmup) -> dict:
+def probe_hook(after_warmup, *, flush_every_s: float = 1.0) -> dict:
     """Call after_warmup once on a server with nothing behind it (no model, no traffic) and
-    say what it changed: the checks run this, in about a second, before any workload."""
+    say what it changed: the checks run this, in a second or two, before any workload.
+    It also writes one request-log line, runs the request-log task's flush once, and says
+    how long the line took to become durable (nan: not within a flush period and a second)."""
     hook = _resolve_hook(after_warmup)
     scheduler = Scheduler()
-    log = RequestLog(0.0, 0)
-    handle = ServerHandle(scheduler, log, 2.0)
+    log = RequestLog(0.0, 1)
+    handle = ServerHandle(scheduler, log, flush_every_s)
 
-    async def main() -> None:
+    async def main() -> float:
         if hook is not None:
             hook(handle)
+        log.set_origin(time.perf_counter())
+        log.write(0, "probe\n")
         await handle.flush_request_log(log)
+        deadline = time.perf_counter() + flush_every_s + 1.0
+        while np.isnan(log.durable_s[0]) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        return float(log.durable_s[0] - log.written_s[0])
 
-    try:
-        asyncio.run(main())
-    finally:
-        log.close()
+    durable_after_s = asyncio.run(main())
+    log._file.close()
+    if os.path.exists(log.path):
+        os.unlink(log.path)
     return {
         "gc_enabled": gc.isenabled(),
         "frozen": gc.get_freeze_count(),
         "thresholds": gc.get_threshold(),
         "scheduler": (scheduler.max_num_batched_tokens, scheduler.long_prefill_token_threshold),
         "flush_replaced": handle.flush_request_log is not flush_on_loop,
+        "durable_after_s": durable_after_s,
     }

@@ -225,12 +225,10 @@ def test_serve_reports_a_fix_that_changes_the_server_beyond_its_handle():
 
     v = p99_spikes.variant(1)
     try:
-        run = server.serve("fixed", rebind, v, TINY, heap_scale=0.02)
+        run = server.serve("fixed", (rebind, quiet_volume), v, TINY, heap_scale=0.02)
     finally:
         parts.Scheduler.plan = original
-    assert "Scheduler.plan" in run.tampered
-    run = server.serve("fixed", quiet_volume, v, TINY, heap_scale=0.02)
-    assert "server.request_log.volume_ms" in run.tampered
+    assert {"Scheduler.plan", "server.request_log.volume_ms"} <= set(run.tampered)
 
 
 def test_drive_collector_finds_the_next_collection_unless_collection_is_off():
@@ -257,7 +255,16 @@ def test_probe_hook_says_what_a_fix_changed():
 
     got = server.probe_hook(fix)
     assert got["scheduler"] == (parts.DEFAULT_BUDGET, 512) and got["flush_replaced"]
+    assert 0 <= got["durable_after_s"] < 0.5
     assert server.probe_hook(None)["flush_replaced"] is False
+
+    async def skip(log):
+        pass
+
+    def never_flush(srv):
+        srv.flush_request_log = skip
+
+    assert math.isnan(server.probe_hook(never_flush, flush_every_s=0.2)["durable_after_s"])
 
 
 def freeze_hook(server) -> None:
