@@ -345,8 +345,9 @@ def readiness(previous, current) -> bool:
 
 
 # %% [markdown]
-# Your probes on the scrapes of section 3 (no new measurement): liveness should fail in the
-# engine column only (where nothing answers, the kubelet's timeout fails it), readiness too.
+# Your probes on the scrapes of section 3 (no new measurement): both should fail in the three
+# broken columns - in two of them because nothing answered, which the kubelet's timeout fails
+# for you - and pass in the others, the daily peak included.
 
 # %%
 print(

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 
 import httpx
 
+from labsupport import progress
 from labsupport.scenarios.port_open_but_not_serving.evidence import Evidence, gather
 from labsupport.scenarios.port_open_but_not_serving.timeline import FAULTS
 from labsupport.serving.admin import post_fault
@@ -151,12 +152,16 @@ def run_matrix(
     shared = [s for s in situations if s not in OWN_SERVER]
     groups = ([shared] if shared else []) + [[s] for s in situations if s in OWN_SERVER]
     found: dict = {}
-    with contextlib.ExitStack() as stack:
+    with (
+        contextlib.ExitStack() as stack,
+        progress.bar(len(situations) + 1, "situations", unit="situation") as bar,
+    ):
         servers = _start(variant, stack, len(groups))
+        bar.update()  # the servers are up
         run.device = servers[0].startup.get("device", "")
         with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
             jobs = [
-                pool.submit(_sequence, srv, variant, group, ticks, period_s, echo, found)
+                pool.submit(_sequence, srv, variant, group, ticks, period_s, echo, found, bar)
                 for srv, group in zip(servers, groups, strict=True)
             ]
             for job in jobs:
@@ -165,10 +170,11 @@ def run_matrix(
     return run
 
 
-def _sequence(srv, variant, situations, ticks: int, period_s: float, echo, found: dict) -> None:
+def _sequence(srv, variant, situations, ticks: int, period_s: float, echo, found, bar) -> None:
     for situation in situations:
         t0 = time.monotonic()
         found[situation] = _situation(srv, variant, situation, ticks, period_s)
+        bar.update()
         if echo:
             echo(f"{LABELS[situation]}: {time.monotonic() - t0:.1f} s")
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from labsupport import progress
 from labsupport.k8s.pod import Pod
 from labsupport.k8s.probes import Probe, ProbeWorker
 from labsupport.scenarios.port_open_but_not_serving import probesets
@@ -47,6 +48,7 @@ from labsupport.serving.load import SteadyLoad
 
 GATEWAY_TIMEOUT_S = 2.0
 LIGHT_MAX_TOKENS = 16  # short requests in fault runs: served well within the gateway's timeout
+START_S = 6.0  # a typical start on a 2-core machine, for the progress bars
 START_TIMEOUT_S = 90.0  # a cold start on a busy machine (torch import, weights, warm-up)
 READY_TIMEOUT_S = 10.0  # a started, idle, healthy server that is not Ready by then never will be
 # seconds of each load phase, by scale (the suite's run is shorter); the peak lasts long enough
@@ -342,7 +344,11 @@ def run_fault(
     """
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
-    with _supervised(probes, variant, [fault], echo, device) as session:
+    expected_s = START_S + variant.fault_after_s + window_s
+    with (
+        progress.timed(expected_s, "pod run"),
+        _supervised(probes, variant, [fault], echo, device) as session,
+    ):
         if session.run.never_ready:
             return session.run
         session.start_shadows(shadows or [])
@@ -372,7 +378,11 @@ def run_loads(
     """Idle, light, peak and storm phases on one Ready pod; then, optionally, a fault."""
     seconds = PHASES_S[scale]
     scenarios = LOADS + ((then_fault,) if then_fault else ())
-    with _supervised(probes, variant, scenarios, echo, device) as session:
+    expected_s = START_S + sum(seconds.values()) + (window_s if then_fault else 0.0)
+    with (
+        progress.timed(expected_s, "pod under load"),
+        _supervised(probes, variant, scenarios, echo, device) as session,
+    ):
         run, rec = session.run, session.rec
         if run.never_ready:
             return run

@@ -28,6 +28,7 @@ from __future__ import annotations
 import concurrent.futures
 from dataclasses import dataclass, field
 
+from labsupport import progress
 from labsupport.scenarios.port_open_but_not_serving import probesets
 from labsupport.scenarios.port_open_but_not_serving import runs as pod_runs
 from labsupport.scenarios.port_open_but_not_serving.timeline import FAULTS, LABELS, SCENARIOS
@@ -98,42 +99,47 @@ def compare(
 ) -> Comparison:
     """Every scenario with the incident's probes (+ classic shadows), then with yours."""
     runs: dict = {"incident": [], "yours": []}
-    if echo:
-        echo(f"--- {DESIGNS['incident']} (shadows: {DESIGNS['classic']})")
-    shadows = pod_runs.classic_shadows()
-    runs["incident"].append(
-        pod_runs.run_loads(
-            probesets.INCIDENT,
-            variant,
-            shadows=shadows,
-            then_fault="wedged_engine",
-            until_recovered=False,
-            window_s=fault_window_s,
-            scale=scale,
-            echo=echo,
-        )  # fmt: skip
-    )
-    kw = {"window_s": fault_window_s, "until_recovered": False, "shadows": shadows}
-    runs["incident"] += _side_by_side(
-        [(pod_runs.run_fault, (f, probesets.INCIDENT, variant), kw) for f in ALONE]
-    )
-    if echo:
-        echo(f"--- {DESIGNS['yours']}")
-    window = variant.restart_within_s * probesets.TIMING.time_scale + 4.0
-    runs["yours"].append(
-        pod_runs.run_loads(
-            yours,
-            variant,
-            gateway_limit=gateway_limit,
-            then_fault="wedged_engine",
-            window_s=window,
-            scale=scale,
-            echo=echo,
-        )  # fmt: skip
-    )
-    runs["yours"] += _side_by_side(
-        [(pod_runs.run_fault, (f, yours, variant), {"window_s": window}) for f in ALONE]
-    )
+    with progress.bar(4, "designs side by side", unit="run") as bar:
+        if echo:
+            echo(f"--- {DESIGNS['incident']} (shadows: {DESIGNS['classic']})")
+        shadows = pod_runs.classic_shadows()
+        runs["incident"].append(
+            pod_runs.run_loads(
+                probesets.INCIDENT,
+                variant,
+                shadows=shadows,
+                then_fault="wedged_engine",
+                until_recovered=False,
+                window_s=fault_window_s,
+                scale=scale,
+                echo=echo,
+            )  # fmt: skip
+        )
+        bar.update()
+        kw = {"window_s": fault_window_s, "until_recovered": False, "shadows": shadows}
+        runs["incident"] += _side_by_side(
+            [(pod_runs.run_fault, (f, probesets.INCIDENT, variant), kw) for f in ALONE]
+        )
+        bar.update()
+        if echo:
+            echo(f"--- {DESIGNS['yours']}")
+        window = variant.restart_within_s * probesets.TIMING.time_scale + 4.0
+        runs["yours"].append(
+            pod_runs.run_loads(
+                yours,
+                variant,
+                gateway_limit=gateway_limit,
+                then_fault="wedged_engine",
+                window_s=window,
+                scale=scale,
+                echo=echo,
+            )  # fmt: skip
+        )
+        bar.update()
+        runs["yours"] += _side_by_side(
+            [(pod_runs.run_fault, (f, yours, variant), {"window_s": window}) for f in ALONE]
+        )
+        bar.update()
     cards = {
         "incident": _merge(runs["incident"], "verdicts"),
         "classic": _merge(runs["incident"], "shadow_verdicts", probesets.CLASSIC.name),

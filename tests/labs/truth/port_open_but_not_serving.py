@@ -335,7 +335,8 @@ def expected(seed: int) -> dict:
             "pending at both probes and the step counter did not move, or the engine is dead; "
             "readiness = the same, without any queue threshold; livenessProbe httpGet /livez "
             f"with periodSeconds x failureThreshold > {v.stall_s} and x (failures + 1) + timeout "
-            f"<= {v.restart_within_s} (e.g. 10 s x 3); readinessProbe httpGet /readyz shorter; "
+            f"<= {v.restart_within_s} (e.g. 10 s x {v.stall_s // 10 + 1}); readinessProbe "
+            "httpGet /readyz with a shorter window; "
             f"startupProbe kept; gateway limit between {lo} and {hi} in flight per replica"
         ),
         "headline": "2 of 6 incident scenarios handled by the incident's probes, 6 of 6 by yours",
