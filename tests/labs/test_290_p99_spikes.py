@@ -214,7 +214,7 @@ def _verify(timed: arms.Timed, seed: int) -> list[str]:
     if run.tampered:
         problems.append("the server was changed beyond its handle: " + ", ".join(run.tampered[:4]))
     if not run.monitors_intact:
-        problems.append("the server's logs (gc.callbacks, asyncio's debug log) were removed")
+        problems.append("the server's logs (gc.callbacks, the slow-callback log) were removed")
     return problems
 
 
