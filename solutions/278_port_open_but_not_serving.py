@@ -531,7 +531,7 @@ headline.record(
 # **Where the classic answer is outdated or incomplete.**
 #
 # - "Use `/health`": vLLM's `/health` returns 503 only when the engine is dead (`EngineDeadError`,
-#   PR #24897, merged September 2025, on top of the engine-core process monitor of #21728); a
+#   PR #24897, merged in 2025 on top of the engine-core process monitor of #21728); a
 #   GPU page fault or a hung kernel leaves the `EngineCore` process alive and `/health` at 200
 #   (vllm#36960, addressed by PR #36961, closed, and the open #46811, which adds a `/ready` GPU
 #   check that skips its dummy batch while requests are in flight); vllm#39863 reports an
@@ -540,10 +540,11 @@ headline.record(
 #   progress tracking (#43122), `/health/decode` on decode progress (#45526): the heartbeat of
 #   this lab. One incident in #46811's discussion even read `num_requests_running` 0 during a
 #   wedge: the hang landed before the gauge update, so check more than one signal.
-# - "Run a real inference in the health check": SGLang's `/health` generates one token and
-#   needed several fixes to stay useful under load (sgl-project/sglang#8444, #8757, #13320; its
-#   maintainers define healthy as "when busy, at least one batch output", #20259, which is a
-#   heartbeat), and still fails on long prefills (#22511) or piles probe requests up (#35884).
+# - "Run a real inference in the health check": SGLang's `/health` generates one token and has
+#   needed changes to live with load (sgl-project/sglang#8444 decides by load whether to
+#   generate, #8757 and #13320 let deployments skip the generation; its maintainers define
+#   healthy as "when busy, at least one batch output", #20259, which is a heartbeat), and it
+#   still fails on long prefills (#22511) or piles probe requests up (#35884).
 #   Keep inference out of both probes; use it in a canary whose failures page a human.
 # - "Readiness on queue length sheds overload": it sheds it onto the other replicas, which are
 #   just as loaded, until none is left. Shed at the gateway.
