@@ -106,8 +106,16 @@ LABS: tuple[Lab, ...] = (
         min_ratio=1.2,
         suite_min_ratio=1.2,
         allowed_flags=("process", "signal", "native"),
-        cause_words=("PDEATHSIG", "tini", "subreaper", "killpg", "dumb-init", "reaps", "reaped",
-                     "reaping"),
+        cause_words=(
+            "PDEATHSIG",
+            "tini",
+            "subreaper",
+            "killpg",
+            "dumb-init",
+            "reaps",
+            "reaped",
+            "reaping",
+        ),
         done=True,
     ),
     Lab(
