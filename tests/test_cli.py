@@ -38,7 +38,7 @@ def test_unknown_lab_and_missing_notebook_are_clear(tmp_path, capsys):
 def test_doctor_prints_one_line_per_check(capsys):
     assert cli.main(["doctor"]) == 0
     out = capsys.readouterr().out
-    for what in ("torch", "/dev/shm", "redis-server", "NVML"):
+    for what in ("torch", "/dev/shm", "sandbox", "NVML"):
         assert what in out
 
 
