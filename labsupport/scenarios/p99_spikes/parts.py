@@ -98,7 +98,7 @@ class RequestLog:
     """
 
     def __init__(self, volume_ms: float, n_measured: int):
-        fd, self.path = tempfile.mkstemp(prefix="srelab-requests-", suffix=".log")
+        fd, self.path = tempfile.mkstemp(prefix=f"srelab-{os.getpid()}-requests-", suffix=".log")
         self._file = os.fdopen(fd, "w")
         self.volume_ms = volume_ms
         self._lock = threading.Lock()
