@@ -228,8 +228,8 @@ check("299")
 #   connections to a pod that has already been told to stop. The server refuses them (`503`
 #   while it shuts down) or, once it has exited, the connection is refused or reset.
 # - **cut at SIGTERM**: vLLM's default on SIGTERM (`--shutdown-timeout 0`) is to abort every
-#   request in flight and exit. Streams still running on the pod end with an error event and
-#   no `[DONE]`.
+#   request in flight and exit. Streams still running on the pod end with an error event
+#   (then `[DONE]`, as vLLM sends it) before their answer is complete.
 # - **killed at the deadline**: a server that does drain its streams (vLLM's
 #   `--shutdown-timeout N`) is still SIGKILLed when the grace period ends, and the grace
 #   period counts from the start of the termination, preStop hook included. A grace shorter
