@@ -362,7 +362,7 @@ LABS: tuple[Lab, ...] = (
         learner_minutes=35,
         min_ratio=4.0,
         suite_min_ratio=3.0,
-        done=False,
+        done=True,
         default_seed=0,
         cause_words=(
             "optimizer state",
@@ -412,7 +412,7 @@ LABS: tuple[Lab, ...] = (
         learner_minutes=40,
         min_ratio=3.0,
         suite_min_ratio=1.5,
-        done=False,
+        done=True,
         default_seed=0,
         cause_words=(
             "desync",

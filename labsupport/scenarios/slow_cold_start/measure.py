@@ -137,13 +137,21 @@ def timed(label: str, load, directory: Path, device: str, *, cold: bool):
 
 
 def _warm_up(device: str) -> None:
-    """Imports and the device's context, so that no load pays for them."""
-    import safetensors.torch  # noqa: F401
+    """Imports (the lazy ones too: one tiny file through each loader's path) and the device's
+    context, so that no load - and no learner's line - pays for them."""
+    import tempfile
+
     import torch
+    from safetensors.torch import load_file, save_file
 
     if device.startswith("cuda"):
         torch.zeros(1, device=device)
         torch.cuda.synchronize()
+    with tempfile.TemporaryDirectory() as tmp:
+        save_file({"x": torch.zeros(2)}, f"{tmp}/w.safetensors")
+        load_file(f"{tmp}/w.safetensors", device=device)
+        torch.save({"x": torch.zeros(2)}, f"{tmp}/w.pt")
+        torch.load(f"{tmp}/w.pt", map_location="cpu", mmap=True, weights_only=True)
 
 
 def _as_dict(record: Load) -> dict:
