@@ -54,7 +54,14 @@ class PortableFunction:
 
 
 def _names(code) -> set[str]:
-    names = set(code.co_names)
+    """Names the code (and code nested in it) loads as globals; attribute names are not."""
+    import dis
+
+    names = {
+        ins.argval
+        for ins in dis.get_instructions(code)
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL")
+    }
     for const in code.co_consts:
         if hasattr(const, "co_names"):
             names |= _names(const)
@@ -77,7 +84,9 @@ def portable(fn) -> PortableFunction:
             refs.append((name, value.__name__, ""))
         elif isinstance(value, (int, float, str, bytes, bool, tuple, type(None))):
             constants.append((name, value))
-        elif getattr(value, "__module__", "__main__") not in ("__main__", None):
+        elif getattr(value, "__module__", "__main__") not in ("__main__", None) and hasattr(
+            value, "__qualname__"
+        ):
             refs.append((name, value.__module__, value.__qualname__))
     return PortableFunction(
         fn.__name__, marshal.dumps(fn.__code__), tuple(refs), tuple(constants), fn.__defaults__

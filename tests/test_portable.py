@@ -52,3 +52,13 @@ def test_a_function_that_needs_another_notebook_function_fails_clearly_in_the_ch
     assert portable.sendable(notebook["uses"]) == ref
     with pytest.raises(NameError, match="helper"):
         ref.load()()
+
+
+def test_attribute_names_are_not_taken_for_globals():
+    import os
+    from pathlib import Path
+
+    namespace = {"os": os, "path": Path("/tmp")}
+    exec("def joined(a):\n    return os.path.join(a, 'x')\n", namespace)
+    ref = portable.portable(namespace["joined"])
+    assert ref.load()("/a") == "/a/x"

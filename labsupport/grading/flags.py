@@ -88,13 +88,20 @@ def _where(label: str, lineno: int) -> str:
     return f"{place}: {text[:80]}" if text else place
 
 
-def _learner_line(frame) -> str | None:
-    """The innermost learner line on the stack above `frame` (None: not learner code)."""
+def _learner_line(frame, through_imports: bool = False) -> str | None:
+    """The innermost learner line on the stack above `frame` (None: not learner code).
+
+    What a library does while it is being imported (torch loads native code, reads frames)
+    is the library's doing, not the learner's: unless `through_imports`, a frame of the import
+    machinery between the event and the learner's line means None.
+    """
     files = _state["files"]
     while frame is not None:
         name = frame.f_code.co_filename
         if name in files:
             return _where(name, frame.f_lineno)
+        if not through_imports and name.startswith("<frozen importlib"):
+            return None
         frame = frame.f_back
     return None
 
@@ -157,7 +164,7 @@ def _hook(event: str, args: tuple) -> None:
                     return
             _add(found[0], found[1], _where(frame.f_code.co_filename, frame.f_lineno))
             return
-        where = _learner_line(frame)
+        where = _learner_line(frame, through_imports=found[0] == "grading")
         if where is not None:
             _add(found[0], found[1], where)
     except Exception:  # an audit hook must never break the code it watches

@@ -160,3 +160,12 @@ def test_the_standard_library_reading_frames_is_not_blamed_on_the_learner():
         s.on_start, s.on_stop = hygiene.exempt, hygiene.unexempt
         assert s.call("f", (), {}) == 1
     assert not [f for f in flags.drain() if f["kind"] == "frames"]
+
+
+def test_what_a_library_does_while_being_imported_is_not_the_learners():
+    cells = "# ---- notebook cell 2 ----\nimport torch\n\n\ndef f():\n    return 1\n"
+    flags.drain()
+    with Submission(cells, "<your exercise cells, lab 997>") as s:
+        s.on_start, s.on_stop = hygiene.exempt, hygiene.unexempt
+        assert s.call("f", (), {}) == 1
+    assert not [f for f in flags.drain() if f["kind"] in ("native", "frames")]
