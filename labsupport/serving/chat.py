@@ -196,6 +196,7 @@ def parse_chat(
         logprobs=logprobs,
         logprobs_field="top_logprobs",
         prompt_logprobs=prompt_logprobs,
+        check_token_ids=check_token_ids,
     )
     include_usage, continuous = stream_flags(req)
     role = "assistant" if req.add_generation_prompt else turns[-1]["role"]

@@ -227,6 +227,7 @@ def parse_completion(
         vocab_size=tokenizer.vocab_size,
         logprobs=req.logprobs,
         prompt_logprobs=prompt_logprobs,
+        check_token_ids=check_token_ids,
     )
     include_usage, continuous = stream_flags(req)
     return Job(

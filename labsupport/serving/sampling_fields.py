@@ -122,7 +122,9 @@ def check_unsupported(f: SamplingFields) -> None:
         raise ApiError(400, "Parameter 'cache_salt' must be a non-empty string if provided.")
 
 
-def _bias(raw: dict[str, float] | None, vocab_size: int) -> tuple[tuple[int, float], ...]:
+def _bias(
+    raw: dict[str, float] | None, vocab_size: int, check_ids: bool = True
+) -> tuple[tuple[int, float], ...]:
     if not raw:
         return ()
     bad = []
@@ -139,7 +141,7 @@ def _bias(raw: dict[str, float] | None, vocab_size: int) -> tuple[tuple[int, flo
             "logit_bias",
         )
     outside = [t for t in out if not 0 <= t < vocab_size]
-    if outside:
+    if outside and check_ids:
         raise ApiError(
             400,
             f"token_id(s) {outside} in logit_bias contain out-of-vocab token ids. "
@@ -202,8 +204,13 @@ def sampling_params(
     logprobs: int | None = None,
     logprobs_field: str = "logprobs",
     prompt_logprobs: int | None = None,
+    check_token_ids: bool = True,
 ) -> SamplingParams:
-    """The engine's SamplingParams for these fields, or ApiError 400 with vLLM's message."""
+    """The engine's SamplingParams for these fields, or ApiError 400 with vLLM's message.
+
+    `check_token_ids=False` lets out-of-vocabulary ids in `allowed_token_ids` and `logit_bias`
+    through, as the prompt's (the `no_input_validation` fault).
+    """
     check_unsupported(f)
     temperature = 1.0 if f.temperature is None else f.temperature
     top_p = 1.0 if f.top_p is None else f.top_p
@@ -229,7 +236,7 @@ def sampling_params(
     if f.allowed_token_ids is not None:
         if not f.allowed_token_ids:
             raise ApiError(400, "allowed_token_ids is not None and empty!", "allowed_token_ids")
-        if not all(0 <= t < vocab_size for t in f.allowed_token_ids):
+        if check_token_ids and not all(0 <= t < vocab_size for t in f.allowed_token_ids):
             raise ApiError(
                 400, "allowed_token_ids contains out-of-vocab token id!", "allowed_token_ids"
             )
@@ -244,7 +251,7 @@ def sampling_params(
         presence_penalty=f.presence_penalty or 0.0,
         frequency_penalty=f.frequency_penalty or 0.0,
         repetition_penalty=1.0 if f.repetition_penalty is None else f.repetition_penalty,
-        logit_bias=_bias(f.logit_bias, vocab_size),
+        logit_bias=_bias(f.logit_bias, vocab_size, check_token_ids),
         allowed_token_ids=None if f.allowed_token_ids is None else tuple(f.allowed_token_ids),
         stop=tuple(stop),
         stop_token_ids=tuple(stop_ids),

@@ -13,6 +13,9 @@ socket or file behind. `--stream-handler module:function` streams every response
 async generator (`fn(handle)`, see `server`), which then owns cancellation on disconnect.
 `--livez-handler` / `--readyz-handler module:function` serve `GET /livez` and `GET /readyz` with
 your logic over scrapes of the server's own /metrics (see `own_probes`).
+`--setup module:function` is called once with the server's state before it serves (after the
+warm-up, before the engine thread starts); it may return a function that wraps the ASGI app
+(a lab's extra routes, checks or engine policy).
 SIGINT (Ctrl-C) aborts at once. SIGUSR1 dumps every thread's stack to
 stderr (faulthandler), for when py-spy is not allowed.
 
@@ -97,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
             "fn(previous, current) is True, given Scrapes of this server's /metrics (own_probes)",
         )
     p.add_argument(
+        "--setup",
+        default=None,
+        help="module:function | pickle:BASE64: fn(state) called once before serving; it may "
+        "return a function app -> app that wraps the ASGI app",
+    )
+    p.add_argument(
         "--torch-threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
     )
     p.add_argument(
@@ -131,7 +140,8 @@ def _contain_learner_handlers(args) -> None:
     from labsupport import contain, isolate
     from labsupport.serving.shutdown import decode_spec
 
-    given = (args.sigterm_handler, args.stream_handler, args.livez_handler, args.readyz_handler)
+    given = (args.sigterm_handler, args.stream_handler, args.livez_handler, args.readyz_handler,
+             args.setup)  # fmt: skip
     specs = [s for s in given if s]
     if any(isolate.carries_learner_code(decode_spec(s)) for s in specs):
         limits = contain.Limits(memory_bytes=None if _on_gpu() else contain.DEFAULT_MEMORY_BYTES)
@@ -183,6 +193,7 @@ def _run(args) -> int:
         own_probes = OwnProbes(
             livez=resolve_handler(args.livez_handler), readyz=resolve_handler(args.readyz_handler)
         )
+        setup = resolve_handler(args.setup)
     except (ValueError, ImportError, AttributeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -249,6 +260,7 @@ def _run(args) -> int:
         prompt_tokens_details=args.enable_prompt_tokens_details,
     )
     state.resident = padding  # the padding "weights" stay resident, as weights do
+    wrap_app = setup(state) if setup is not None else None
     # /metrics names phases, not faults: the slow_start sleep stands in for compilation
     state.metrics.startup_phases = {
         ("compile" if k == "slow_start_s" else k[:-2]): v
@@ -266,7 +278,7 @@ def _run(args) -> int:
         except OSError as exc:
             print(f"error: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
             return 1
-        asyncio.run(_serve(state, sock, args, handler))
+        asyncio.run(_serve(state, sock, args, handler, wrap_app))
     finally:
         sock.close()
         faults.shutdown()
@@ -275,7 +287,7 @@ def _run(args) -> int:
     return 0
 
 
-async def _serve(state, sock: socket.socket, args, handler) -> None:
+async def _serve(state, sock: socket.socket, args, handler, wrap_app=None) -> None:
     import uvicorn
 
     from labsupport.serving.server import create_app
@@ -286,8 +298,9 @@ async def _serve(state, sock: socket.socket, args, handler) -> None:
         def capture_signals(self):  # our ShutdownController owns SIGTERM and SIGINT
             yield
 
+    app = create_app(state)
     config = uvicorn.Config(
-        create_app(state),
+        app if wrap_app is None else wrap_app(app),
         log_level=args.log_level,
         access_log=args.log_level == "debug",
         lifespan="off",

@@ -1,0 +1,1 @@
+"""Lab 285's workload: traffic, the deployed server's additions, reruns, liveness trials."""
