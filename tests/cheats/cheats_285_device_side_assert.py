@@ -33,7 +33,8 @@ CHEATS = [
             "    bad = [t for t in ids if isinstance(t, int) and not 0 <= t < 512]\n"
             "    if bad:\n"
             "        return {'error': {'message': f'Token id {bad[0]} is out of vocabulary',\n"
-            "                          'type': 'BadRequestError', 'param': 'prompt', 'code': 400}}\n"
+            "                          'type': 'BadRequestError', 'param': 'prompt',\n"
+            "                          'code': 400}}\n"
             "    return None\n",
         ),
         TABLE,
@@ -49,7 +50,8 @@ CHEATS = [
             "from labsupport.serving.protocol import parse_completion\n\n\n"
             "def check_request(body, vocab_size):\n"
             "    try:\n"
-            "        parse_completion(json.dumps(body).encode(), Tokenizer(vocab_size), 'm', 10**6)\n"
+            "        parse_completion(json.dumps(body).encode(), Tokenizer(vocab_size),\n"
+            "                         'm', 10**6)\n"
             "    except ApiError as exc:\n"
             "        if 'out of vocab' in exc.message or 'out-of-vocab' in exc.message:\n"
             "            return exc.body()\n"

@@ -18,7 +18,12 @@ import asyncio
 import time
 
 from labsupport.scenarios.cpu_pegged_gpu_idle import frontend
-from labsupport.scenarios.cpu_pegged_gpu_idle.server import _children_left, _lag_probe, _resolve
+from labsupport.scenarios.cpu_pegged_gpu_idle.server import (
+    _children_left,
+    _children_now,
+    _lag_probe,
+    _resolve,
+)
 
 
 class ProbeTokenizer:
@@ -68,6 +73,7 @@ def probe(configure, ranks: dict, *, max_model_len: int = 64) -> dict:
     lag meanwhile); a run of more than twice what could fit. What came back, as data."""
     from labsupport import bpe
 
+    had = _children_now()
     hook = _resolve(configure)
     ref = bpe.from_ranks(ranks)
     cap = max_model_len * ref.longest_token_chars
@@ -108,6 +114,6 @@ def probe(configure, ranks: dict, *, max_model_len: int = 64) -> dict:
         got = asyncio.run(main())
     finally:
         errors = front.server.shutdown()
-    got["children_left"] = _children_left() + [f"on_shutdown raised {e}" for e in errors]
+    got["children_left"] = _children_left(had) + [f"on_shutdown raised {e}" for e in errors]
     got["cap_chars"] = cap
     return got

@@ -237,6 +237,7 @@ def serve(
     from labsupport import bpe
 
     wall_start, perf_start = time.time(), time.perf_counter()
+    had = _children_now()
     hook = _resolve(configure)
     tok = bpe.from_ranks(ranks) if ranks is not None else bpe.load()
     dev = pick_device(scale)
@@ -279,7 +280,7 @@ def serve(
         busy_frac=busy,
         window_s=w["end"],
         hook_ms=hook_ms,
-        children_left=_children_left() + [f"on_shutdown raised {e}" for e in errors],
+        children_left=_children_left(had) + [f"on_shutdown raised {e}" for e in errors],
         tampered=sorted(tampered),
         gpu_util=np.array(w["sampler"].util, dtype=np.float64),
     )
@@ -304,14 +305,22 @@ def _record(r) -> RequestRecord:
     )
 
 
-def _children_left(wait_s: float = 2.0) -> list[str]:
-    """This process's children still alive `wait_s` after shutdown (a pool not shut down)."""
+def _children_now() -> set[int]:
+    """The pids of this process's descendants now (those a run did not start)."""
+    import psutil
+
+    return {k.pid for k in psutil.Process().children(recursive=True)}
+
+
+def _children_left(before: set[int] = frozenset(), wait_s: float = 2.0) -> list[str]:
+    """This process's children, not in `before`, still alive `wait_s` after shutdown (a pool
+    not shut down). Children the caller already had (a test runner's own) are not counted."""
     import psutil
 
     me = psutil.Process()
     deadline = time.monotonic() + wait_s
     while True:
-        kids = [k for k in me.children(recursive=True) if k.is_running()]
+        kids = [k for k in me.children(recursive=True) if k.is_running() and k.pid not in before]
         alive = []
         for k in kids:
             try:
