@@ -165,6 +165,7 @@ LABS: tuple[Lab, ...] = (
         learner_minutes=35,
         min_ratio=3.0,
         suite_min_ratio=3.0,
+        done=True,
         default_seed=0,
         cause_words=(
             "power brake",

@@ -128,7 +128,8 @@ class _Gpm:
             query.sample1, query.sample2 = self.last, sample
             query.metrics[0].metricId = nv.NVML_GPM_METRIC_DRAM_BW_UTIL
             nv.nvmlGpmMetricsGet(query)
-            value = float(query.metrics[0].value)
+            if query.metrics[0].nvmlReturn == nv.NVML_SUCCESS:
+                value = float(query.metrics[0].value)
             nv.nvmlGpmSampleFree(self.last)
         self.last = sample
         return value

@@ -26,14 +26,13 @@ but promtool evaluates the rules: the learner's expressions are never parsed her
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
 
 from labsupport import isolate
 
@@ -175,7 +174,8 @@ def firing_many(
         files = []
         for i, name in enumerate(names):
             f = root / f"case{i}.yml"
-            f.write_text(yaml.safe_dump(_test_file(cases[name], probe, interval_s, times)))
+            # JSON is YAML (1.2), and Python writes it a hundred times faster than PyYAML
+            f.write_text(json.dumps(_test_file(cases[name], probe, interval_s, times)))
             files.append(f.name)
         out = subprocess.run(
             [path(), "test", "rules", *files],

@@ -41,7 +41,7 @@ def test_score_by_hand_counts_runs_false_missed_and_late():
     assert s.precision == 0.5
     quiet = alerts.score("unused", {"c": n}, timeline={"c": {t: set() for t in times}})
     assert quiet.missed == [("c", "1", 900)] and quiet.precision == 0.0
-    assert "1 slowdown(s) missed" in quiet.summary()
+    assert "1 incident(s) missed" in quiet.summary()
 
 
 @pytest.mark.skipif(not promtool.available(), reason="promtool is not installed")
