@@ -108,7 +108,7 @@ print(scenario.ptrace_status())
 
 # %% [markdown]
 # `capture_stuck_server(variant)` starts the server as shipped, watches it from outside like
-# on-call would (its heartbeat line goes silent for half a second while its CPU burns), then
+# on-call would (its heartbeat line goes silent for a second while its CPU burns), then
 # runs `py-spy dump --pid PID --locals` on it, and kills it.
 
 # %%
@@ -215,9 +215,10 @@ check("292")
 import time
 
 from labsupport import bpe
+from labsupport.scenarios.cpu_pegged_gpu_idle import traffic
 
 tok = bpe.load()
-unit = scenario.traffic.long_text(variant, 8000)
+unit = traffic.long_text(variant, 8000)
 for n in (1000, 2000, 4000, 8000):
     t = time.perf_counter()
     ids = tok.encode(unit[:n])

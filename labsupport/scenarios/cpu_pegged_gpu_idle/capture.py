@@ -9,7 +9,7 @@
     print(cap.text)
 
 `capture_stuck_server(variant)` starts the server as shipped in its own process (its own
-session, killed at the end), waits until it looks like the page (its heartbeat silent for half
+session, killed at the end), waits until it looks like the page (its heartbeat silent for a
 a second while the process burns CPU), then runs `py-spy dump --pid PID --locals` on it. Where
 ptrace is not allowed (a container without `SYS_PTRACE`, Yama's `ptrace_scope` >= 2 for a
 non-root user) it falls back to the dump the server's own `faulthandler.register(SIGUSR1)`
@@ -137,7 +137,7 @@ def _catch(proc, tool: str, dump_path: str, timeout_s: float) -> Capture:
         busy = (cpu - cpu_prev) / (now - t_prev) if cpu_prev is not None else 0.0
         cpu_prev, t_prev = cpu, now
         silent = now - last["tick"] if last["tick"] is not None else 0.0
-        if last["ready"] and silent >= 0.5 and busy >= 0.2:  # a shared machine gives less
+        if last["ready"] and silent >= 1.0 and busy >= 0.2:  # a shared machine gives less
             text = _py_spy(proc.pid) if tool in ("auto", "py-spy") else None
             used = "py-spy"
             if text is None:

@@ -16,7 +16,7 @@ def test_faulthandler_catches_the_loop_in_the_tokenizer():
     v = lab.variant(1)
     cap = lab.capture_stuck_server(v, tool="faulthandler")
     got = truth.reading(cap.text)
-    assert cap.tool == "faulthandler" and cap.silent_s >= 0.5
+    assert cap.tool == "faulthandler" and cap.silent_s >= 1.0
     assert got["function"] == "_byte_pair_merge"
     assert got["request_step"] == truth.answer_key(1)["request_step"]
     assert got["request_id"] is None
