@@ -12,6 +12,7 @@ from labsupport import labs
 from labsupport.grading import runner
 from tests.grading.test_tampering import (
     assert_all_failed,
+    check_files_lock,
     forge_in_place,
     snapshot_tests,
     tampered,
@@ -22,15 +23,17 @@ from tests.grading.test_tampering import (
 @pytest.mark.parametrize("lab", labs.done(), ids=lambda lab: lab.slug)
 @pytest.mark.timeout(900)
 def test_every_check_fails_on_the_learner_notebook(lab, tmp_path):
-    before = snapshot_tests()
     notebook = tampered(lab, forge_in_place(), tmp_path / "learner_and_forgery.ipynb")
-    try:
-        result = runner.grade(lab.number, notebook)
-    finally:
-        undo_tampering()
+    with check_files_lock():
+        before = snapshot_tests()
+        try:
+            result = runner.grade(lab.number, notebook)
+        finally:
+            after = snapshot_tests()
+            undo_tampering()
     checks = result["checks"]
     assert checks, "no checks ran"
     assert [c for c in checks if c["outcome"] != "skipped"], "every check was skipped"
     assert_all_failed(result, lab)
-    assert snapshot_tests() == before, "a check file changed during grading"
+    assert after == before, "a check file changed during grading"
     assert any(f["kind"] == "patched" for f in result["flags"]), "the forgery raised no flag"

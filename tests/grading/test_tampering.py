@@ -10,7 +10,11 @@ disk must be unchanged. A run without the sandbox shows the runner catching what
 would have prevented (a rewritten report, changed check files).
 """
 
+import contextlib
+import fcntl
 import json
+import os
+import tempfile
 
 import nbformat
 import pytest
@@ -78,6 +82,19 @@ def tampered(lab, cell: str, path):
     return path
 
 
+@contextlib.contextmanager
+def check_files_lock(exclusive: bool = False):
+    """Held shared while a test grades and compares the check files, exclusively while the
+    no-sandbox test lets a forgery append to one: `pytest -n 2` runs them side by side."""
+    path = os.path.join(os.environ.get("SRELAB_STATE_DIR", tempfile.gettempdir()), "checks.lock")
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def snapshot_tests() -> dict:
     return {p: p.read_bytes() for p in (labs.REPO_ROOT / "tests" / "labs").rglob("*.py")}
 
@@ -105,21 +122,24 @@ def assert_all_failed(result, lab) -> None:
 @pytest.mark.parametrize("lab", labs.done(), ids=lambda lab: lab.slug)
 @pytest.mark.timeout(300)
 def test_a_forged_report_and_exit_leave_every_check_failed(lab, tmp_path):
-    before = snapshot_tests()
-    result = runner.grade(lab.number, tampered(lab, FORGE_AND_EXIT, tmp_path / "nb.ipynb"))
+    with check_files_lock():
+        before = snapshot_tests()
+        result = runner.grade(lab.number, tampered(lab, FORGE_AND_EXIT, tmp_path / "nb.ipynb"))
+        after = snapshot_tests()
     assert_all_failed(result, lab)
-    assert snapshot_tests() == before, "a check file changed during grading"
+    assert after == before, "a check file changed during grading"
 
 
 @pytest.mark.timeout(300)
 def test_without_the_sandbox_the_runner_still_refuses_a_tampered_run(tmp_path, monkeypatch):
     lab = labs.get(276)
     monkeypatch.setenv("SRELAB_SANDBOX", "off")
-    cell = forge_in_place(f"tests/labs/test_{lab.slug}.py")  # this lab's file only: others
-    try:  # may be graded at the same time (pytest -n)
-        result = runner.grade(lab.number, tampered(lab, cell, tmp_path / "nb.ipynb"))
-    finally:  # put the check file back
-        undo_tampering()
+    cell = forge_in_place(f"tests/labs/test_{lab.slug}.py")  # this lab's file only
+    with check_files_lock(exclusive=True):  # no other test grades or compares meanwhile
+        try:
+            result = runner.grade(lab.number, tampered(lab, cell, tmp_path / "nb.ipynb"))
+        finally:  # put the check file back
+            undo_tampering()
     assert_all_failed(result, lab)
     assert "not sandboxed" in result["sandbox"]
     hints = json.dumps(result["checks"])

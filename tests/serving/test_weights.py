@@ -60,7 +60,10 @@ def test_read_time_grows_with_the_checkpoint_size():
     with isolate.temp_dir() as d:
         small, big = d / "s.safetensors", d / "b.safetensors"
         write_checkpoint(small, CFG, weights_mb=0)
-        write_checkpoint(big, CFG, weights_mb=96)
-        t_small = min(load_model(str(small))[2].read_s for _ in range(5))
-        t_big = min(load_model(str(big))[2].read_s for _ in range(5))
-    assert t_big > 2 * t_small, (t_small, t_big)  # 37x the bytes
+        write_checkpoint(big, CFG, weights_mb=256)
+        smalls, bigs = [], []
+        for _ in range(5):  # interleaved: a busy spell slows both arms alike
+            smalls.append(load_model(str(small))[2].read_s)
+            bigs.append(load_model(str(big))[2].read_s)
+    t_small, t_big = min(smalls), min(bigs)
+    assert t_big > 1.5 * t_small, (t_small, t_big)  # about 100x the bytes
