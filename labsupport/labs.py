@@ -233,7 +233,7 @@ LABS: tuple[Lab, ...] = (
         learner_minutes=40,
         min_ratio=2.0,
         suite_min_ratio=2.0,
-        done=False,
+        done=True,
         default_seed=0,
         cause_words=(
             "out of vocabulary",
