@@ -178,6 +178,8 @@ def iterate(cfg: LoaderConfig, steps: int, pace: Pace, timeout_s: float = 60.0,
             chain.insert(0, seen)  # from the signal it saw: show the signal first
             seen = seen.__cause__
         lines = [ln for e in chain for ln in str(e).strip().splitlines() if ln.strip()]
+        if not any("killed by signal" in ln for ln in lines):
+            lines += _worker_deaths(it)
         return Outcome(
             done, waited, time.perf_counter() - start, type(exc).__name__, _essence(lines)
         )
@@ -188,6 +190,22 @@ def iterate(cfg: LoaderConfig, steps: int, pace: Pace, timeout_s: float = 60.0,
         if shutdown is not None:
             shutdown()
     return Outcome(done, waited, time.perf_counter() - start)
+
+
+def _worker_deaths(it, wait_s: float = 0.5) -> list[str]:
+    """'worker (pid N) was killed by signal: Bus error' for each worker a signal ended. The
+    parent may first see a dead worker as a reset connection (file_descriptor sharing) rather
+    than as torch's "killed by signal" error: the workers' own exit status says what happened."""
+    import signal
+
+    lines = []
+    deadline = time.monotonic() + wait_s
+    for w in getattr(it, "_workers", None) or []:
+        w.join(timeout=max(0.0, deadline - time.monotonic()))
+        if w.exitcode is not None and w.exitcode < 0:
+            name = signal.strsignal(-w.exitcode) or f"signal {-w.exitcode}"
+            lines.append(f"worker (pid {w.pid}) was killed by signal: {name}")
+    return lines
 
 
 def _essence(lines: list[str]) -> str:

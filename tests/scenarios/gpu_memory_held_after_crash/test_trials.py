@@ -59,6 +59,7 @@ def test_killing_the_group_lets_the_server_start_again_and_spares_the_shipper():
         trials.run("before_restart", portable.portable(_group), V),
         trials.run("before_restart", portable.portable(_nothing), V),
     )
+    assert "error" not in fixed and "error" not in idle, (fixed, idle)
     assert fixed["restarted"] and fixed["shipper_alive"] and fixed["used_after_cleanup"] == 0
     assert not idle["restarted"] and idle["shipper_alive"]
     assert "less than desired" in " ".join(idle["restart_output"])
