@@ -6,9 +6,12 @@ outputs printed before the diagnosis check are scanned for the lab's cause words
 """
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +43,8 @@ def test_srelab_run_executes_the_notebook_and_reports_the_headline(lab, tmp_path
     else:
         assert "check(" in outputs and "skipped" in outputs
     data = json.loads(out.read_text())
+    if os.environ.get("SRELAB_FIGURES_DIR"):  # the README's figures: readme_tables --figures
+        shutil.copy(out, Path(os.environ["SRELAB_FIGURES_DIR"]) / f"{lab.slug}.json")
     assert data["lab"] == lab.slug and data["environment"]["device"]
     assert data["headlines"], "the notebook recorded no headline"
     first = data["headlines"][0]

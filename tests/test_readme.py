@@ -1,6 +1,6 @@
 import re
 
-from labsupport import labs
+from labsupport import labs, readme_tables
 
 README = (labs.REPO_ROOT / "README.md").read_text()
 
@@ -21,3 +21,14 @@ def test_lab_table_matches_the_registry():
         row = next((ln for ln in README.splitlines() if ln.startswith(f"| {lab.number} |")), "")
         assert row, f"lab {lab.number} missing from the README table"
         assert ("✅ ready" in row) == lab.done, f"README status of {lab.number} is stale"
+
+
+def test_lab_table_is_the_generated_one():
+    got = readme_tables.current(README, readme_tables.LAB_MARKERS)
+    assert got == readme_tables.lab_table(), "run: python -m labsupport.readme_tables"
+
+
+def test_figures_name_only_ready_labs():
+    rows = readme_tables.current(README, readme_tables.FIGURE_MARKERS).splitlines()[2:]
+    ready = {str(lab.number) for lab in labs.done()}
+    assert rows and all(row.split(" | ")[0].lstrip("| ") in ready for row in rows)
