@@ -327,9 +327,10 @@ def warm_up(step, shapes: list) -> None:
     """
     # BEGIN SOLUTION
     on = next(step.parameters()).device
-    # twice: a shape met before Dynamo made the size dynamic is recorded again by the graph
-    # with the dynamic size, which answers first from then on
-    for _ in range(2):
+    # more than once: a shape met before Dynamo made the size dynamic is recorded again by the
+    # graph with the dynamic size, which answers first from then on; and on a GPU, CUDA graph
+    # trees run a new shape once (their warm-up) before they record it
+    for _ in range(3):
         for b, n in shapes:
             step(torch.zeros((b, n), dtype=torch.long, device=on))
     torch.compiler.set_stance("fail_on_recompile")

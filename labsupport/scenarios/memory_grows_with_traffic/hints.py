@@ -40,9 +40,10 @@ HINTS = {
         "Pay for every compile and recording before the first request arrives, then make "
         "sure that anything new later is an error you hear about, not a silent slowdown.",
         "Call the model once per shape with zeros on its device (next(step.parameters())."
-        "device), twice over: a shape met before Dynamo made the size dynamic is recorded "
-        "again by the dynamic graph. Then change torch.compile's stance.",
-        "for _ in range(2): for (b, n) in shapes: step(torch.zeros((b, n), dtype=torch.long, "
+        "device), three times over: a shape met before Dynamo made the size dynamic is "
+        "recorded again by the dynamic graph, and on a GPU a new shape runs once before it is "
+        "recorded. Then change torch.compile's stance.",
+        "for _ in range(3): for (b, n) in shapes: step(torch.zeros((b, n), dtype=torch.long, "
         "device=device)); then torch.compiler.set_stance('fail_on_recompile').",
     ),
 }

@@ -365,7 +365,7 @@ def expected(seed: int) -> dict:
         "a passing fix": (
             "capture shapes: powers of two on the varying dimension up to its maximum, the "
             "other dimension fixed (5-6 shapes); pad at the end (rows of zeros, positions "
-            "after the prompt), slice the output back; warm every shape up twice, then "
+            "after the prompt), slice the output back; warm every shape up three times, then "
             "torch.compiler.set_stance('fail_on_recompile')"
         ),
         "fixed run": "no compile or recording during traffic, memory flat after warm-up, p99 "
