@@ -366,7 +366,7 @@ LABS: tuple[Lab, ...] = (
         services=("redis",),
         min_ratio=3.0,
         suite_min_ratio=2.0,
-        done=False,
+        done=True,
         default_seed=0,
         cause_words=(
             "counts requests",

@@ -247,30 +247,30 @@ def bursts(seed: int) -> list[Burst]:
             "requests",
             {"sk-br": Limits(**{**big, "rpm": rpm})},
             (Traffic("sk-br", sessions=40, requests=1, max_tokens=4, prompt=prompt, stop_s=0.3),),
-            cut_after_s=1.0,
+            cut_after_s=1.5,
         ),  # fmt: skip
         Burst(
             "tokens",
             {"sk-bt": Limits(**{**big, "tpm": tpm})},
             (Traffic("sk-bt", sessions=30, requests=1, max_tokens=200, prompt=prompt, stop_s=0.3),),
-            cut_after_s=1.0,
+            cut_after_s=1.5,
         ),  # fmt: skip
         Burst(
             "streams",
             {"sk-bs": Limits(**{**big, "max_streams": streams})},
-            (Traffic("sk-bs", sessions=30, requests=1, max_tokens=80, prompt=prompt, stop_s=0.3),),
-            cut_after_s=1.0,
+            (Traffic("sk-bs", sessions=30, requests=1, max_tokens=150, prompt=prompt, stop_s=0.3),),
+            cut_after_s=1.5,
         ),  # fmt: skip
         Burst(
             "global",
             {f"sk-bg{i}": Limits(**{**big, "max_global": glob}) for i in range(3)},
             tuple(
                 Traffic(
-                    f"sk-bg{i}", sessions=10, requests=1, max_tokens=80, prompt=prompt, stop_s=0.3
+                    f"sk-bg{i}", sessions=10, requests=1, max_tokens=150, prompt=prompt, stop_s=0.3
                 )
                 for i in range(3)
             ),
-            cut_after_s=1.0,
+            cut_after_s=1.5,
         ),  # fmt: skip
     ]
 
