@@ -399,13 +399,15 @@ _ = headline.record(
 #
 # **References.**
 #
-# - Redis, scripting with Lua and its atomicity (`EVAL`, `EVALSHA`):
-#   https://redis.io/docs/latest/develop/interactive/programmability/eval-intro/
-# - OpenAI API rate limits (requests and tokens per minute, `max_tokens` counts toward the
-#   limit): https://platform.openai.com/docs/guides/rate-limits
+# - Redis, scripting with Lua: "Redis guarantees the script's atomic execution ... all server
+#   activities are blocked during its entire runtime": https://redis.io/topics/eval-intro ;
+#   `EVAL` and why every key a script touches is passed in KEYS (Redis Cluster):
+#   https://redis.io/docs/latest/commands/eval/
+# - OpenAI API rate limits (requests and tokens per minute; the token estimate of a request
+#   counts its `max_tokens`): https://platform.openai.com/docs/guides/rate-limits
 # - HTTP 429 Too Many Requests, RFC 6585: https://www.rfc-editor.org/rfc/rfc6585#section-4 ;
 #   `Retry-After`, RFC 9110: https://www.rfc-editor.org/rfc/rfc9110#field.retry-after
 # - vLLM production metrics (`vllm:kv_cache_usage_perc`, `vllm:num_requests_waiting`,
-#   `vllm:num_preemptions_total`): https://docs.vllm.ai/en/latest/usage/metrics.html
-# - vLLM preemption when the KV cache is full:
-#   https://docs.vllm.ai/en/latest/configuration/optimization.html
+#   `vllm:num_preemptions_total`): https://docs.vllm.ai/en/stable/usage/metrics/
+# - vLLM preemption when the KV cache cannot hold every running request (recomputed later,
+#   at a cost in latency): https://docs.vllm.ai/en/stable/configuration/optimization/
