@@ -56,6 +56,10 @@ class Incident:
     manifest: str  # the Deployment's YAML, as deployed
     message: str  # the FailedScheduling message
 
+    @property
+    def replicas_running(self) -> int:
+        return replicas_running(self.cluster)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -67,6 +71,12 @@ class Outcome:
     message: str  # the last event for the new replica
     requested: dict  # the replica's requests (resource -> amount)
     errors: tuple[str, ...] = ()  # why the manifest was refused (schema or scope)
+    replicas_running: int = 0  # llm-server pods bound to a node afterwards
+
+
+def replicas_running(c: Cluster) -> int:
+    """llm-server pods bound to a node."""
+    return sum(1 for p in c.pods.values() if p.name.startswith("llm-server") and p.node_name)
 
 
 def manifest(v: Variant) -> str:
@@ -198,4 +208,5 @@ def apply(v: Variant, text: str) -> Outcome:
     evicted = tuple(sorted(before - set(c.pods)))
     node = pod.node_name or None
     pool = c.nodes[node].labels.get("pool", "") if node in c.nodes else ""
-    return Outcome(node, pool, evicted, c.events_for(pod)[-1].message, dict(pod.requests))
+    message = c.events_for(pod)[-1].message
+    return Outcome(node, pool, evicted, message, dict(pod.requests), (), replicas_running(c))
