@@ -102,7 +102,8 @@ print(found["gpu_utilization"])
 # four other incidents of the same cluster, each held up by a different cause. The causes it
 # can name (`scenario.CAUSES`): `idle_pod`, `untolerated_taint`, `unhealthy_device`,
 # `mig_resource_name`, `selector_typo`.
-# `hint("282", 1, "diagnose")` (up to 3) gives a hint and notes it in your transcript.
+# `hint("282", 1, "diagnose")` (up to 3, after `from labsupport import hint`) gives a hint
+# and notes it in your transcript.
 
 # %% tags=["exercise"]
 import yaml
