@@ -155,22 +155,42 @@ def make(cfg: LoaderConfig, steps: int, pace: Pace, timeout_s: float, cache: boo
 
 def iterate(cfg: LoaderConfig, steps: int, pace: Pace, timeout_s: float = 60.0,
             cache: bool = False) -> Outcome:  # fmt: skip
-    """Train for `steps` batches; return an Outcome (the exception is caught and described)."""
+    """Train for `steps` batches; return an Outcome (the exception is caught and described).
+
+    A worker killed by a signal is reported by torch's SIGCHLD handler, which raises in the main
+    thread wherever it happens to be: inside the loop (caught there) or, when the parent first
+    saw the death otherwise, while the failure is being described or the workers stopped. Such a
+    late error is the same measurement and is reported the same way."""
     import warnings
 
     warnings.filterwarnings("ignore", message=".*worker processes in total.*")
-    start = time.perf_counter()
-    done, waited, it = 0, 0.0, None
+    state: dict = {"start": time.perf_counter(), "done": 0, "waited": 0.0, "it": None}
     try:
-        it = iter(make(cfg, steps, pace, timeout_s, cache))
-        while done < steps:
+        try:
+            return _iterate(cfg, steps, pace, timeout_s, cache, state)
+        finally:
+            _stop_workers(state["it"])
+    except RuntimeError as late:  # raised by torch's SIGCHLD handler after the loop's own try
+        _stop_workers(state["it"])
+        lines = [ln for ln in str(late).strip().splitlines() if ln.strip()]
+        return Outcome(
+            state["done"], state["waited"], time.perf_counter() - state["start"],
+            type(late).__name__, _essence(lines),
+        )  # fmt: skip
+
+
+def _iterate(cfg, steps, pace, timeout_s, cache, state) -> Outcome:
+    start = state["start"]
+    try:
+        state["it"] = it = iter(make(cfg, steps, pace, timeout_s, cache))
+        while state["done"] < steps:
             t0 = time.perf_counter()
             batch = next(it)
-            if done > 0:  # the first batch waits for the workers to start: not the steady state
-                waited += time.perf_counter() - t0
-            assert int(batch.reshape(-1)[0]) == (done * cfg.batch_size) % 100
-            time.sleep(pace.warmup_s if done == 0 else pace.step_s)
-            done += 1
+            if state["done"] > 0:  # the first batch waits for the workers to start: not steady
+                state["waited"] += time.perf_counter() - t0
+            assert int(batch.reshape(-1)[0]) == (state["done"] * cfg.batch_size) % 100
+            time.sleep(pace.warmup_s if state["done"] == 0 else pace.step_s)
+            state["done"] += 1
         del batch
     except Exception as exc:  # the crash is the measurement: report it as data
         chain, seen = [], exc
@@ -179,17 +199,27 @@ def iterate(cfg: LoaderConfig, steps: int, pace: Pace, timeout_s: float = 60.0,
             seen = seen.__cause__
         lines = [ln for e in chain for ln in str(e).strip().splitlines() if ln.strip()]
         if not any("killed by signal" in ln for ln in lines):
-            lines += _worker_deaths(it)
+            lines += _worker_deaths(state["it"])
         return Outcome(
-            done, waited, time.perf_counter() - start, type(exc).__name__, _essence(lines)
-        )
-    finally:
-        # the workers go now, not when the garbage collector gets to them: a worker still
-        # finishing its prefetch would write into whatever /dev/shm is mounted next
-        shutdown = getattr(it, "_shutdown_workers", None)
-        if shutdown is not None:
+            state["done"], state["waited"], time.perf_counter() - start, type(exc).__name__,
+            _essence(lines),
+        )  # fmt: skip
+    return Outcome(state["done"], state["waited"], time.perf_counter() - start)
+
+
+def _stop_workers(it) -> None:
+    """Stop the workers now, not when the garbage collector gets to them: a worker still
+    finishing its prefetch would write into whatever /dev/shm is mounted next. Once stopped,
+    torch no longer watches their pids, so no late error can follow."""
+    shutdown = getattr(it, "_shutdown_workers", None)
+    for _ in range(3):  # the SIGCHLD handler may interrupt the shutdown itself: finish it
+        if shutdown is None:
+            return
+        try:
             shutdown()
-    return Outcome(done, waited, time.perf_counter() - start)
+            return
+        except RuntimeError:
+            continue
 
 
 def _worker_deaths(it, wait_s: float = 0.5) -> list[str]:
