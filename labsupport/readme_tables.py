@@ -56,7 +56,10 @@ def _figure(value: float) -> str:
 def figure_row(run: dict) -> str:
     """The first headline of one `srelab run --json` result as a README row."""
     h = run["headlines"][0]
-    ratio = "∞" if h.get("ratio_infinite") or h.get("ratio") is None else f"{h['ratio']:.2g}x"
+    r = h.get("ratio")
+    ratio = (
+        "∞" if h.get("ratio_infinite") or r is None else f"{r:.0f}x" if r >= 100 else f"{r:.2g}x"
+    )
     machine = f"{run['environment']['device']}, {run.get('scale', 'full')} scale"
     unit = f" {h['unit']}" if h.get("unit") else ""
     number = run["lab"].split("_", 1)[0]
