@@ -1,5 +1,6 @@
 """The submission process: learner code answers calls from its own contained process."""
 
+import re
 import time
 
 import psutil
@@ -138,7 +139,7 @@ def test_what_is_not_data_or_an_exit_fails_clearly(sub):
 def test_the_callers_frames_hold_nothing_and_reading_them_is_flagged(sub):
     flags.drain()
     leaked = sub.call("peek", (), {})
-    assert "42" not in str(leaked)
+    assert not re.search(r"\b42\b", str(leaked)), leaked  # (an address may hold the digits)
     raised = flags.drain()
     assert any(f["kind"] == "frames" and "cell 4" in f["where"] for f in raised)
 

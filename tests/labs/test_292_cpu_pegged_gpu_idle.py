@@ -22,7 +22,9 @@ from tests.labs.truth import cpu_pegged_gpu_idle as truth
 SCALE = lab292.scale_for("suite")
 MIN_LAG_RATIO = 5.0  # the loop's longest stall, as shipped / fixed
 MIN_STEP_SHARE = 0.7  # steps/s while the long text is tokenized, of the rate before it
-MAX_REFUSE_SHARE = 0.05  # the long request's answer time, fixed / as shipped
+MAX_SERVER_CPU = 0.3  # the server process's own CPU share while the long text is tokenized
+MAX_REFUSE_SHARE = 0.15  # the long request's answer time, fixed / as shipped (a busy machine
+# delays a refusal by tens of ms; tokenizing it first takes about as long as shipped)
 CAP_SLACK = 2.0  # a cap may refuse from max_model_len x longest token, up to twice that
 _RUNS: dict = {}
 
@@ -194,7 +196,8 @@ def _tokenized_window(run) -> tuple[float, float]:
 @pytest.mark.timeout(300)
 def test_fix_keeps_the_loop_and_the_engine_running(lab, seed):
     """With configure_frontend: the loop's longest stall 5x shorter than as shipped, and the
-    engine keeps 70 % of its step rate while the shorter long text is tokenized."""
+    engine keeps 70 % of its step rate while the shorter long text is tokenized, which takes
+    at most 30 % of a core in the server's own process."""
     shipped, fixed = _arms(lab, seed)
     s, f = shipped.run, fixed.run
     ratio = s.max_lag_ms / max(f.max_lag_ms, 1.0)
@@ -213,6 +216,22 @@ def test_fix_keeps_the_loop_and_the_engine_running(lab, seed):
         f"before (need {MIN_STEP_SHARE:.0%}): the tokenizing still competes with the loop "
         "for the interpreter, or short prompts wait behind the long one"
     )
+    cpu = _server_cpu(f, a, b)
+    assert cpu <= MAX_SERVER_CPU, (
+        f"while the {f.request('near').prompt_chars}-character request was tokenized, the "
+        f"server's own process used {cpu:.0%} of a core (need at most {MAX_SERVER_CPU:.0%}): the "
+        "tokenizing still runs in the server's interpreter, where it holds the GIL"
+    )
+
+
+def _server_cpu(run, a: float, b: float) -> float:
+    """The server process's CPU time over wall time (all its threads, not its children) in
+    the sampler's bins that overlap [a, b]: a busy machine slows a thread, it does not move it
+    into another process."""
+    t = run.bin_t_s
+    width = float(np.median(np.diff(t))) if t.size > 1 else 0.0
+    m = (t >= a - width) & (t <= b)
+    return float(run.cpu_frac[m].mean()) if m.any() else 0.0
 
 
 @pytest.mark.fix

@@ -312,7 +312,7 @@ def _children_now() -> set[int]:
     return {k.pid for k in psutil.Process().children(recursive=True)}
 
 
-def _children_left(before: set[int] = frozenset(), wait_s: float = 2.0) -> list[str]:
+def _children_left(before: set[int] = frozenset(), wait_s: float = 5.0) -> list[str]:
     """This process's children, not in `before`, still alive `wait_s` after shutdown (a pool
     not shut down). Children the caller already had (a test runner's own) are not counted."""
     import psutil

@@ -40,6 +40,7 @@ def _nothing(_):
 def test_the_parent_death_signal_takes_workers_down_and_only_the_check_covers_the_race():
     armed = trials.run("worker_start", portable.portable(_armed), V)
     checked = trials.run("worker_start", portable.portable(_armed_and_checked), V)
+    assert "error" not in armed and "error" not in checked, (armed, checked)
     for out in (armed, checked):
         killed = out["parent_killed"]
         assert all(killed["alive_with_parent"]) and all(g is not None for g in killed["gone_s"])
@@ -49,7 +50,9 @@ def test_the_parent_death_signal_takes_workers_down_and_only_the_check_covers_th
 
 
 def test_without_a_fix_the_workers_outlive_their_parent_and_hold_the_card():
-    out = trials.run("worker_start", portable.portable(_nothing), V)["parent_killed"]
+    got = trials.run("worker_start", portable.portable(_nothing), V)
+    assert "error" not in got, got
+    out = got["parent_killed"]
     assert all(g is None for g in out["gone_s"])
     assert out["used_after"] - out["used_before"] == V.workers * V.worker_bytes
 
