@@ -53,6 +53,7 @@ def test_without_a_fix_the_workers_outlive_their_parent_and_hold_the_card():
     got = trials.run("worker_start", portable.portable(_nothing), V)
     assert "error" not in got, got
     out = got["parent_killed"]
+    assert out["ready"], out
     assert all(g is None for g in out["gone_s"])
     assert out["used_after"] - out["used_before"] == V.workers * V.worker_bytes
 
