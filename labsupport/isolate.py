@@ -36,6 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TEMP_PREFIX = "srelab-"
+# for extra_env: one BLAS thread, so a workload measured on a small, busy machine does not spin
+# threads against its own event loop
+ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
 

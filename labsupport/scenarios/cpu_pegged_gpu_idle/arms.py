@@ -19,11 +19,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from labsupport import isolate
 from labsupport.scenarios.cpu_pegged_gpu_idle.records import Run, Scale, Variant
 
 ARMS = ("as shipped", "fixed")
 ENTRY = "labsupport.scenarios.cpu_pegged_gpu_idle.server:serve"
-ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+ONE_THREAD = isolate.ONE_BLAS_THREAD
 
 
 class ArmFailed(RuntimeError):

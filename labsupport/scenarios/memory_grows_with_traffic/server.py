@@ -30,13 +30,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from labsupport import wire
+from labsupport import isolate, wire
 
 __all__ = ["MiB", "RequestRecord", "Run", "run", "serve_traffic", "evidence"]
 
 MiB = 1 << 20
 ENTRY = "labsupport.scenarios.memory_grows_with_traffic.server:serve_traffic"
-ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+ONE_THREAD = isolate.ONE_BLAS_THREAD
 PATHS = ("compile", "record", "replay", "eager")
 _WHAT_RAN = {
     "compile": "a new compile (Dynamo compiled the model again)",

@@ -19,12 +19,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from labsupport import isolate
 from labsupport.scenarios.p99_spikes.records import Run, Scale, Variant
 
 ARMS = ("default", "fixed")
 ENTRY = "labsupport.scenarios.p99_spikes.server:serve"
 # the loop owns one core: BLAS threads only spin against it (and against a busy machine)
-ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+ONE_THREAD = isolate.ONE_BLAS_THREAD
 
 
 class ArmFailed(RuntimeError):
